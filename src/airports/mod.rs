@@ -1,0 +1,6 @@
+//! Airports: `/v1/airports`.
+
+pub mod api;
+pub mod model;
+pub mod repo;
+pub mod service;

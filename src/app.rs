@@ -1,0 +1,249 @@
+//! Wiring: settings → pools, cache, limiter, keys (`AppState`) → routes and docs → a running
+//! server with its background tasks, and its graceful shutdown.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use poem::{
+    Endpoint, EndpointExt, IntoEndpoint, Response, Route,
+    endpoint::make_sync,
+    http::header,
+    listener::{Acceptor, Listener, TcpListener},
+    middleware::Cors,
+};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    auth::{jwt::JwtKeys, password::PasswordHasher},
+    cache::{Cache, ratelimit::RateLimiter, redis::Redis},
+    config::Settings,
+    db::{self, Db},
+    error::AppError,
+    http::{edge::Edge, rate_limit::RateLimit, routes::AllowedMethods, spec},
+    housekeeping, metrics,
+    state::{AppState, Lifecycle, Phase},
+};
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Starts a graceful shutdown and waits for it.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.stop.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the server has stopped (after its shutdown signal).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task
+            .await
+            .map_err(|e| std::io::Error::other(format!("server task failed: {e}")))?
+    }
+}
+
+/// Builds the state: pools (not yet connected), Redis (if configured), cache, limiter, keys.
+pub fn build_state(settings: Settings) -> Result<AppState, AppError> {
+    let redis = match &settings.redis_url {
+        Some(url) => Some(
+            Redis::new(url.expose(), settings.redis_timeout, &settings.redis_key_prefix)
+                .map_err(|e| AppError::internal(format!("REDIS_URL: {e}")))?,
+        ),
+        None => None,
+    };
+    let db = Db::new(
+        settings.database_url.expose(),
+        settings.database_pool_size,
+        settings.database_acquire_timeout,
+    );
+    Ok(AppState {
+        cache: Cache::new(
+            settings.cache_enabled,
+            settings.cache_ttl_post,
+            settings.cache_ttl_post_list,
+            redis.clone(),
+        ),
+        limiter: RateLimiter::new(redis.clone()),
+        jwt: Arc::new(JwtKeys::new(&settings)),
+        passwords: PasswordHasher::new(settings.password_hash_concurrency),
+        lifecycle: Arc::new(Lifecycle::default()),
+        redis,
+        db,
+        settings: Arc::new(settings),
+    })
+}
+
+/// Every route: the API (spec operations), the spec, the docs UIs and `/metrics`, behind the
+/// edge middleware.
+pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
+    let document = spec::document();
+    let json = spec::json(&document);
+    let yaml = spec::yaml(&document);
+    let service = spec::service();
+    // The UIs embed poem-openapi's document; show the finished one instead.
+    let raw = service.spec();
+    let swagger = service.swagger_ui_html().replacen(&raw, &json, 1);
+    let redoc = service.redoc_html().replacen(&raw, &json, 1);
+    let scalar = service.scalar_html().replacen(&raw, &json, 1);
+    let allowed = Arc::new(AllowedMethods::from_spec(&document));
+
+    let api = service.into_endpoint().with(RateLimit);
+    let mut route = Route::new()
+        .at("/openapi.json", static_body(json, "application/json"))
+        .at("/openapi.yaml", static_body(yaml, "application/yaml"))
+        .at("/docs", static_body(swagger, "text/html; charset=utf-8"))
+        .at("/redoc", static_body(redoc, "text/html; charset=utf-8"))
+        .at("/scalar", static_body(scalar, "text/html; charset=utf-8"))
+        .at(
+            "/metrics",
+            poem::endpoint::make(|req: poem::Request| async move {
+                let body = req.data::<AppState>().map(metrics::render).unwrap_or_default();
+                Response::builder()
+                    .content_type("text/plain; version=0.0.4")
+                    .body(body)
+            }),
+        )
+        .nest("/", api)
+        .boxed();
+    if !state.settings.cors_origins.is_empty() {
+        let cors = Cors::new()
+            .allow_origins(state.settings.cors_origins.iter().map(String::as_str))
+            .allow_credentials(true)
+            .allow_headers([
+                "authorization",
+                "content-type",
+                "if-match",
+                "if-none-match",
+                "idempotency-key",
+                "x-request-id",
+                "x-telemetry",
+            ])
+            .expose_headers([
+                "etag",
+                "location",
+                "x-request-id",
+                "x-error-code",
+                "x-cache",
+                "retry-after",
+                "ratelimit-limit",
+                "ratelimit-remaining",
+                "ratelimit-reset",
+                "ratelimit-policy",
+                "ratelimit",
+                "idempotent-replayed",
+            ])
+            .max_age(600);
+        route = route.with(cors).boxed();
+    }
+    route
+        .with(Edge { state: state.clone(), allowed })
+        .data(state)
+        .map_to_response()
+}
+
+fn static_body(body: String, content_type: &'static str) -> impl Endpoint<Output = Response> {
+    make_sync(move |_| {
+        Response::builder()
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body.clone())
+    })
+}
+
+/// Migrates (with `AUTO_MIGRATE`), binds, and serves until `shutdown` resolves; then drains.
+pub async fn start(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Server, AppError> {
+    if settings.auto_migrate {
+        let applied = db::run_migrations(settings.database_url.expose()).await?;
+        tracing::info!(applied, "database migrations applied");
+    }
+    let state = build_state(settings)?;
+    let settings = state.settings.clone();
+    let stop = CancellationToken::new();
+
+    match &state.redis {
+        Some(redis) => {
+            if !redis.probe().await {
+                tracing::warn!("redis unreachable at start-up: cache bypassed and rate limits per instance until it answers");
+            }
+            tokio::spawn(redis.clone().watch(Duration::from_millis(500), stop.clone().cancelled_owned()));
+            tokio::spawn(state.cache.clone().maintain(stop.clone().cancelled_owned()));
+        }
+        None => tracing::info!(
+            "REDIS_URL not set: cache and rate limits are in-process, per instance (run one instance, or set REDIS_URL)"
+        ),
+    }
+    tokio::spawn(housekeeping::run(state.clone(), stop.clone().cancelled_owned()));
+
+    let acceptor = TcpListener::bind(SocketAddr::new(settings.host, settings.port))
+        .into_acceptor()
+        .await
+        .map_err(|e| AppError::internal(format!("cannot listen on {}:{}: {e}", settings.host, settings.port)))?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .ok_or_else(|| AppError::internal("listener has no address"))?;
+
+    let app = routes(state.clone());
+    let lifecycle = state.lifecycle.clone();
+    let drain_delay = settings.shutdown_drain_delay;
+    let stop_signal = stop.clone();
+    let signal = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = stop_signal.cancelled() => {}
+        }
+        // Readiness and new requests answer 503 while the load balancer catches up; then the
+        // listener closes, idle keep-alive connections close and in-flight requests finish.
+        lifecycle.set(Phase::Draining);
+        tracing::info!(drain_delay_ms = drain_delay.as_millis() as u64, "shutting down: draining");
+        tokio::time::sleep(drain_delay).await;
+        stop_signal.cancel();
+    };
+    let server = poem::Server::new_with_acceptor(acceptor).idle_timeout(Duration::from_secs(60));
+    let timeout = settings.shutdown_timeout;
+    let task = tokio::spawn(async move {
+        let result = server
+            .run_with_graceful_shutdown(app, signal, Some(timeout))
+            .await;
+        tracing::info!("server stopped");
+        result
+    });
+    state.lifecycle.set(Phase::Serving);
+    tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "herald listening");
+    Ok(Server {
+        addr,
+        state,
+        stop,
+        task,
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}

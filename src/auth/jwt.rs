@@ -1,0 +1,162 @@
+//! Access tokens: HS256 JWTs with the algorithm pinned (a token claiming `none` or any other
+//! algorithm is rejected), and `iss`, `aud`, `exp` required and checked.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::rbac::{Actor, Role};
+use crate::{config::Settings, error::AppError};
+
+/// What an access token says about its bearer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub email: String,
+    pub username: String,
+    pub role: Role,
+    pub iat: u64,
+    pub exp: u64,
+    pub iss: String,
+    pub aud: String,
+    pub jti: Uuid,
+}
+
+impl Claims {
+    pub fn actor(&self) -> Actor {
+        Actor {
+            id: self.sub,
+            role: self.role,
+        }
+    }
+}
+
+/// The fields of a user an access token carries.
+pub struct TokenSubject<'a> {
+    pub id: Uuid,
+    pub email: &'a str,
+    pub username: &'a str,
+    pub role: Role,
+}
+
+/// Signs and verifies access tokens.
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    lifetime: Duration,
+}
+
+impl JwtKeys {
+    pub fn new(settings: &Settings) -> Self {
+        let secret = settings.jwt_secret.expose().as_bytes();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&settings.jwt_issuer]);
+        validation.set_audience(&[&settings.jwt_audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        // Tokens are issued and checked by the same fleet: allow only small clock skew.
+        validation.leeway = 5;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+            lifetime: settings.jwt_expiration,
+        }
+    }
+
+    /// Seconds an access token lives (`expiresIn`).
+    pub fn lifetime_secs(&self) -> u64 {
+        self.lifetime.as_secs()
+    }
+
+    pub fn issue(&self, subject: &TokenSubject<'_>) -> Result<String, AppError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: subject.id,
+            email: subject.email.to_string(),
+            username: subject.username.to_string(),
+            role: subject.role,
+            iat: now,
+            exp: now + self.lifetime.as_secs(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            jti: Uuid::now_v7(),
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| AppError::internal(format!("signing an access token: {e}")))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
+        decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|_| AppError::Unauthenticated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use std::collections::HashMap;
+
+    fn keys_with(vars: &[(&str, &str)]) -> JwtKeys {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        JwtKeys::new(&Settings::from_vars(&vars).unwrap())
+    }
+
+    fn subject() -> TokenSubject<'static> {
+        TokenSubject {
+            id: Uuid::now_v7(),
+            email: "a@example.com",
+            username: "alice",
+            role: Role::User,
+        }
+    }
+
+    #[test]
+    fn an_issued_token_verifies_with_all_claims() {
+        let keys = keys_with(&[]);
+        let token = keys.issue(&subject()).unwrap();
+        let claims = keys.verify(&token).unwrap();
+        assert_eq!(claims.username, "alice");
+        assert_eq!(claims.exp - claims.iat, 900);
+        assert_eq!(claims.iss, "herald");
+        assert_eq!(claims.aud, "herald-api");
+    }
+
+    #[test]
+    fn alg_none_is_rejected() {
+        let keys = keys_with(&[]);
+        let token = keys.issue(&subject()).unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        assert!(keys.verify(&format!("{header}.{payload}.")).is_err());
+    }
+
+    #[test]
+    fn another_key_issuer_or_audience_is_rejected() {
+        let keys = keys_with(&[]);
+        for other in [
+            keys_with(&[("JWT_SECRET", "another-secret-another-secret-xx")]),
+            keys_with(&[("JWT_ISSUER", "someone-else")]),
+            keys_with(&[("JWT_AUDIENCE", "another-api")]),
+        ] {
+            let token = other.issue(&subject()).unwrap();
+            assert!(keys.verify(&token).is_err());
+        }
+    }
+
+    #[test]
+    fn garbage_is_rejected() {
+        assert!(keys_with(&[]).verify("not.a.jwt").is_err());
+    }
+}

@@ -1,0 +1,601 @@
+//! The response cache for public post data (post detail and published list pages), and the
+//! rate limiter (`ratelimit`). Only this folder knows Redis.
+//!
+//! Two tiers: an in-process moka tier in front of Redis. Every write invalidates what it
+//! changed: the detail key directly (a versioned tombstone, so a slow reader cannot put an older
+//! copy back) and all list pages at once through a generation counter that is part of their
+//! keys (never `KEYS`/`SCAN`). Invalidations are published on a Redis channel; every instance
+//! drops its in-process copies when it hears one, and uses its in-process tier only while it is
+//! subscribed, so other instances see a change within milliseconds. Without `REDIS_URL` the
+//! in-process tier works alone (one instance). With Redis down the cache is bypassed;
+//! invalidations that could not reach Redis are replayed before it is used again.
+
+pub mod ratelimit;
+pub mod redis;
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use uuid::Uuid;
+
+use self::redis::Redis;
+
+/// Where a cacheable response came from (`X-Cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+    /// Cache switched off, Redis unreachable, or the response is not cacheable (private).
+    Bypass,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Bypass => "BYPASS",
+        }
+    }
+}
+
+/// A cached response body and, for single resources, its ETag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached {
+    pub etag: Option<String>,
+    pub body: Bytes,
+}
+
+/// State captured when a lookup missed, handed back to the matching `put_*`: it lets the put
+/// notice that an invalidation happened in between (then the copy may be stale: not kept).
+#[derive(Debug, Clone, Copy)]
+pub struct FillToken {
+    epoch: u64,
+    generation: u64,
+}
+
+/// What `/health` reports for the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheHealth {
+    Ok,
+    Degraded,
+}
+
+/// Invalidations not yet delivered to Redis (it was down). The cache stays bypassed until
+/// they are, or until every entry they concern has expired (`overflowed`).
+#[derive(Default)]
+struct Pending {
+    posts: HashSet<Uuid>,
+    lists: bool,
+    overflowed_until: Option<Instant>,
+}
+
+const MAX_PENDING_POSTS: usize = 10_000;
+const CHANNEL: &str = "invalidations";
+
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    enabled: bool,
+    ttl_post: Duration,
+    ttl_list: Duration,
+    redis: Option<Arc<Redis>>,
+    local_posts: moka::sync::Cache<Uuid, Arc<Cached>>,
+    local_lists: moka::sync::Cache<String, Arc<Cached>>,
+    /// Whether the in-process tier may be used: always without Redis; with Redis only while
+    /// subscribed to invalidations.
+    local_ready: AtomicBool,
+    /// Bumped by every invalidation this instance makes or hears.
+    epoch: AtomicU64,
+    pending: Mutex<Pending>,
+    has_pending: AtomicBool,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    get_list: ::redis::Script,
+    put_versioned: ::redis::Script,
+    bump_generation: ::redis::Script,
+}
+
+impl Cache {
+    pub fn new(enabled: bool, ttl_post: Duration, ttl_list: Duration, redis: Option<Arc<Redis>>) -> Self {
+        let local_ready = redis.is_none();
+        Self {
+            inner: Arc::new(Inner {
+                enabled,
+                ttl_post,
+                ttl_list,
+                local_posts: moka::sync::Cache::builder()
+                    .max_capacity(10_000)
+                    .time_to_live(ttl_post)
+                    .build(),
+                local_lists: moka::sync::Cache::builder()
+                    .max_capacity(1_000)
+                    .time_to_live(ttl_list)
+                    .build(),
+                redis,
+                local_ready: AtomicBool::new(local_ready),
+                epoch: AtomicU64::new(0),
+                pending: Mutex::new(Pending::default()),
+                has_pending: AtomicBool::new(false),
+                scripts: Scripts {
+                    // KEYS[1] generation key; ARGV[1] page key prefix, ARGV[2] page query.
+                    get_list: ::redis::Script::new(
+                        r"local g = redis.call('GET', KEYS[1]) or '0'
+                          return {g, redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2])}",
+                    ),
+                    // KEYS[1] key; ARGV: version, value, ttl ms, channel, message.
+                    // Never replaces a newer version (a slow reader's stale copy loses to the
+                    // tombstone a writer left).
+                    put_versioned: ::redis::Script::new(
+                        r"local cur = redis.call('GET', KEYS[1])
+                          if cur then
+                            local v = tonumber(string.match(cur, '^(%-?%d+)'))
+                            if v and v > tonumber(ARGV[1]) then return 0 end
+                          end
+                          redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+                          if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+                          return 1",
+                    ),
+                    // KEYS[1] generation key; ARGV: channel.
+                    bump_generation: ::redis::Script::new(
+                        r"redis.call('INCR', KEYS[1])
+                          redis.call('PUBLISH', ARGV[1], 'lists')
+                          return 1",
+                    ),
+                },
+            }),
+        }
+    }
+
+    pub fn health(&self) -> CacheHealth {
+        match &self.inner.redis {
+            Some(redis) if !redis.is_up() => CacheHealth::Degraded,
+            _ => CacheHealth::Ok,
+        }
+    }
+
+    fn token(&self, generation: u64) -> FillToken {
+        FillToken {
+            epoch: self.inner.epoch.load(Ordering::Acquire),
+            generation,
+        }
+    }
+
+    /// Whether lookups may be answered at all right now.
+    fn usable(&self) -> bool {
+        let inner = &self.inner;
+        if !inner.enabled {
+            return false;
+        }
+        match &inner.redis {
+            None => true,
+            Some(redis) => redis.is_up() && !inner.has_pending.load(Ordering::Acquire),
+        }
+    }
+
+    fn local_ready(&self) -> bool {
+        self.inner.local_ready.load(Ordering::Acquire)
+    }
+
+    // ---- post detail -------------------------------------------------------------------
+
+    pub async fn get_post(&self, id: Uuid) -> (Option<Arc<Cached>>, CacheStatus, FillToken) {
+        let token = self.token(0);
+        if !self.usable() {
+            return (None, CacheStatus::Bypass, token);
+        }
+        if self.local_ready()
+            && let Some(hit) = self.inner.local_posts.get(&id)
+        {
+            return (Some(hit), CacheStatus::Hit, token);
+        }
+        let Some(redis) = &self.inner.redis else {
+            return (None, CacheStatus::Miss, token);
+        };
+        let key = redis.key(&format!("post:{id}"));
+        let found: Option<Option<Vec<u8>>> = redis
+            .run("cache.get_post", |mut c| async move {
+                ::redis::cmd("GET").arg(key).query_async(&mut c).await
+            })
+            .await;
+        match found {
+            None => (None, CacheStatus::Bypass, token),
+            Some(raw) => match raw.as_deref().and_then(decode_entry) {
+                Some(entry) => {
+                    let entry = Arc::new(entry);
+                    self.fill_local_post(id, entry.clone(), token);
+                    (Some(entry), CacheStatus::Hit, token)
+                }
+                None => (None, CacheStatus::Miss, token),
+            },
+        }
+    }
+
+    /// Stores a published post's response after a miss. `version` orders it against writers'
+    /// tombstones.
+    pub fn put_post(&self, id: Uuid, version: i64, entry: Cached, token: FillToken) {
+        if !self.usable() {
+            return;
+        }
+        let entry = Arc::new(entry);
+        self.fill_local_post(id, entry.clone(), token);
+        if let Some(redis) = self.inner.redis.clone() {
+            let cache = self.clone();
+            // Off the response path: the versioned write is safe whenever it lands.
+            tokio::spawn(async move {
+                let value = encode_entry(version, Some(&entry));
+                cache.put_versioned(&redis, &format!("post:{id}"), version, value, None).await;
+            });
+        }
+    }
+
+    fn fill_local_post(&self, id: Uuid, entry: Arc<Cached>, token: FillToken) {
+        if self.local_ready() && self.inner.epoch.load(Ordering::Acquire) == token.epoch {
+            self.inner.local_posts.insert(id, entry);
+        }
+    }
+
+    /// After a post was changed or deleted (`new_version`: its version after the write;
+    /// `i64::MAX` for a delete). Awaited, so the writer's next read sees the change.
+    pub async fn invalidate_post(&self, id: Uuid, new_version: i64) {
+        if !self.inner.enabled {
+            return;
+        }
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        self.inner.local_posts.invalidate(&id);
+        let Some(redis) = self.inner.redis.clone() else {
+            return;
+        };
+        let value = encode_entry(new_version, None);
+        let message = format!("post:{id}");
+        let delivered = self
+            .put_versioned(&redis, &message, new_version, value, Some(&message))
+            .await;
+        if !delivered {
+            self.remember(|p| {
+                p.posts.insert(id);
+            });
+        }
+    }
+
+    async fn put_versioned(
+        &self,
+        redis: &Redis,
+        suffix: &str,
+        version: i64,
+        value: Vec<u8>,
+        publish: Option<&str>,
+    ) -> bool {
+        let key = redis.key(suffix);
+        let channel = publish.map(|_| redis.key(CHANNEL)).unwrap_or_default();
+        let message = publish.unwrap_or_default().to_string();
+        let ttl_ms = self.inner.ttl_post.as_millis() as u64;
+        let script = &self.inner.scripts.put_versioned;
+        redis
+            .run("cache.put_versioned", |mut c| async move {
+                script
+                    .key(key)
+                    .arg(version)
+                    .arg(value)
+                    .arg(ttl_ms)
+                    .arg(channel)
+                    .arg(message)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await
+            .is_some()
+    }
+
+    // ---- list pages --------------------------------------------------------------------
+
+    /// `query` is the canonical query string of a public list page.
+    pub async fn get_list(&self, query: &str) -> (Option<Arc<Cached>>, CacheStatus, FillToken) {
+        let token = self.token(0);
+        if !self.usable() {
+            return (None, CacheStatus::Bypass, token);
+        }
+        if self.local_ready()
+            && let Some(hit) = self.inner.local_lists.get(query)
+        {
+            return (Some(hit), CacheStatus::Hit, token);
+        }
+        let Some(redis) = &self.inner.redis else {
+            return (None, CacheStatus::Miss, token);
+        };
+        let generation_key = redis.key("lists:generation");
+        let page_prefix = redis.key("list:");
+        let query_arg = query.to_string();
+        let script = &self.inner.scripts.get_list;
+        let found: Option<(u64, Option<Vec<u8>>)> = redis
+            .run("cache.get_list", |mut c| async move {
+                script
+                    .key(generation_key)
+                    .arg(page_prefix)
+                    .arg(query_arg)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await;
+        match found {
+            None => (None, CacheStatus::Bypass, token),
+            Some((generation, raw)) => {
+                let token = FillToken {
+                    generation,
+                    ..token
+                };
+                match raw {
+                    Some(body) => {
+                        let entry = Arc::new(Cached {
+                            etag: None,
+                            body: Bytes::from(body),
+                        });
+                        self.fill_local_list(query, entry.clone(), token);
+                        (Some(entry), CacheStatus::Hit, token)
+                    }
+                    None => (None, CacheStatus::Miss, token),
+                }
+            }
+        }
+    }
+
+    pub fn put_list(&self, query: &str, body: Bytes, token: FillToken) {
+        if !self.usable() {
+            return;
+        }
+        let entry = Arc::new(Cached { etag: None, body });
+        self.fill_local_list(query, entry.clone(), token);
+        if let Some(redis) = self.inner.redis.clone() {
+            let key = redis.key(&format!("list:{}:{query}", token.generation));
+            let ttl_ms = self.inner.ttl_list.as_millis() as u64;
+            tokio::spawn(async move {
+                redis
+                    .run("cache.put_list", |mut c| async move {
+                        ::redis::cmd("SET")
+                            .arg(key)
+                            .arg(entry.body.as_ref())
+                            .arg("PX")
+                            .arg(ttl_ms)
+                            .query_async::<()>(&mut c)
+                            .await
+                    })
+                    .await;
+            });
+        }
+    }
+
+    fn fill_local_list(&self, query: &str, entry: Arc<Cached>, token: FillToken) {
+        if self.local_ready() && self.inner.epoch.load(Ordering::Acquire) == token.epoch {
+            self.inner.local_lists.insert(query.to_string(), entry);
+        }
+    }
+
+    /// After any write that can change a list page. Awaited, like `invalidate_post`.
+    pub async fn invalidate_lists(&self) {
+        if !self.inner.enabled {
+            return;
+        }
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        self.inner.local_lists.invalidate_all();
+        let Some(redis) = self.inner.redis.clone() else {
+            return;
+        };
+        if !self.bump_generation(&redis).await {
+            self.remember(|p| p.lists = true);
+        }
+    }
+
+    async fn bump_generation(&self, redis: &Redis) -> bool {
+        let key = redis.key("lists:generation");
+        let channel = redis.key(CHANNEL);
+        let script = &self.inner.scripts.bump_generation;
+        redis
+            .run("cache.invalidate_lists", |mut c| async move {
+                script.key(key).arg(channel).invoke_async::<i64>(&mut c).await
+            })
+            .await
+            .is_some()
+    }
+
+    // ---- outages and other instances --------------------------------------------------------
+
+    fn remember(&self, add: impl FnOnce(&mut Pending)) {
+        if let Ok(mut pending) = self.inner.pending.lock() {
+            add(&mut pending);
+            if pending.posts.len() > MAX_PENDING_POSTS {
+                // Too many to replay: stay bypassed until every copy they concern has expired.
+                pending.posts.clear();
+                pending.lists = true;
+                pending.overflowed_until = Some(Instant::now() + self.inner.ttl_post);
+            }
+            self.inner.has_pending.store(true, Ordering::Release);
+        }
+    }
+
+    /// Delivers invalidations that Redis missed while it was down. True when none are left.
+    async fn replay_pending(&self, redis: &Redis) -> bool {
+        let (posts, lists, overflowed_until) = match self.inner.pending.lock() {
+            Ok(p) => (p.posts.iter().copied().collect::<Vec<_>>(), p.lists, p.overflowed_until),
+            Err(_) => return false,
+        };
+        for id in &posts {
+            let message = format!("post:{id}");
+            if !self
+                .put_versioned(redis, &message, i64::MAX - 1, encode_entry(i64::MAX - 1, None), Some(&message))
+                .await
+            {
+                return false;
+            }
+        }
+        if lists && !self.bump_generation(redis).await {
+            return false;
+        }
+        let Ok(mut pending) = self.inner.pending.lock() else {
+            return false;
+        };
+        for id in &posts {
+            pending.posts.remove(id);
+        }
+        if lists {
+            pending.lists = false;
+        }
+        if pending.overflowed_until.is_some_and(|until| Instant::now() >= until) {
+            pending.overflowed_until = None;
+        }
+        let _ = overflowed_until;
+        let clear = pending.posts.is_empty() && !pending.lists && pending.overflowed_until.is_none();
+        if clear {
+            self.inner.has_pending.store(false, Ordering::Release);
+        }
+        clear
+    }
+
+    fn forget_local(&self) {
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        self.inner.local_posts.invalidate_all();
+        self.inner.local_lists.invalidate_all();
+    }
+
+    fn apply_message(&self, message: &str) {
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        if message == "lists" {
+            self.inner.local_lists.invalidate_all();
+        } else if let Some(id) = message.strip_prefix("post:").and_then(|s| Uuid::parse_str(s).ok()) {
+            self.inner.local_posts.invalidate(&id);
+        }
+    }
+
+    /// Background work with Redis: keeps the invalidation subscription (the in-process tier is
+    /// used only while it is live) and replays missed invalidations. Returns when `stop` fires.
+    pub async fn maintain(self, stop: impl std::future::Future<Output = ()>) {
+        let Some(redis) = self.inner.redis.clone() else {
+            return;
+        };
+        tokio::pin!(stop);
+        loop {
+            if redis.is_up() && self.inner.has_pending.load(Ordering::Acquire) {
+                self.replay_pending(&redis).await;
+            }
+            if redis.is_up() {
+                let subscribed = tokio::time::timeout(Duration::from_secs(1), async {
+                    let mut pubsub = redis.client().get_async_pubsub().await?;
+                    pubsub.subscribe(redis.key(CHANNEL)).await?;
+                    Ok::<_, ::redis::RedisError>(pubsub)
+                })
+                .await;
+                if let Ok(Ok(pubsub)) = subscribed {
+                    // Anything published before we subscribed is unknown to us: start empty.
+                    self.forget_local();
+                    self.inner.local_ready.store(true, Ordering::Release);
+                    let mut messages = pubsub.into_on_message();
+                    let mut tick = tokio::time::interval(Duration::from_millis(250));
+                    loop {
+                        tokio::select! {
+                            _ = &mut stop => return,
+                            message = messages.next() => match message {
+                                Some(m) => {
+                                    if let Ok(text) = m.get_payload::<String>() {
+                                        self.apply_message(&text);
+                                    }
+                                }
+                                None => break,
+                            },
+                            _ = tick.tick() => {
+                                if !redis.is_up() {
+                                    break;
+                                }
+                                if self.inner.has_pending.load(Ordering::Acquire) {
+                                    self.replay_pending(&redis).await;
+                                }
+                            }
+                        }
+                    }
+                    self.inner.local_ready.store(false, Ordering::Release);
+                    self.forget_local();
+                }
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    }
+}
+
+/// `version\netag\nbody`, or `version\n` for a tombstone.
+fn encode_entry(version: i64, entry: Option<&Cached>) -> Vec<u8> {
+    let mut out = format!("{version}\n").into_bytes();
+    if let Some(entry) = entry {
+        out.extend_from_slice(entry.etag.as_deref().unwrap_or_default().as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(&entry.body);
+    }
+    out
+}
+
+fn decode_entry(raw: &[u8]) -> Option<Cached> {
+    let first = raw.iter().position(|b| *b == b'\n')?;
+    let rest = &raw[first + 1..];
+    let second = rest.iter().position(|b| *b == b'\n')?;
+    let etag = std::str::from_utf8(&rest[..second]).ok()?;
+    Some(Cached {
+        etag: (!etag.is_empty()).then(|| etag.to_string()),
+        body: Bytes::copy_from_slice(&rest[second + 1..]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_tombstones_read_as_misses() {
+        let entry = Cached {
+            etag: Some("\"1-a\"".into()),
+            body: Bytes::from_static(b"{\"a\":\n1}"),
+        };
+        assert_eq!(decode_entry(&encode_entry(3, Some(&entry))), Some(entry));
+        assert_eq!(decode_entry(&encode_entry(3, None)), None);
+    }
+
+    #[tokio::test]
+    async fn the_in_process_tier_serves_until_invalidated() {
+        let cache = Cache::new(true, Duration::from_secs(60), Duration::from_secs(60), None);
+        let id = Uuid::now_v7();
+        let (found, status, token) = cache.get_post(id).await;
+        assert!(found.is_none());
+        assert_eq!(status, CacheStatus::Miss);
+        cache.put_post(id, 1, Cached { etag: None, body: Bytes::from_static(b"{}") }, token);
+        assert_eq!(cache.get_post(id).await.1, CacheStatus::Hit);
+        cache.invalidate_post(id, 2).await;
+        assert_eq!(cache.get_post(id).await.1, CacheStatus::Miss);
+    }
+
+    #[tokio::test]
+    async fn a_fill_that_raced_an_invalidation_is_dropped() {
+        let cache = Cache::new(true, Duration::from_secs(60), Duration::from_secs(60), None);
+        let (_, _, token) = cache.get_list("limit=10").await;
+        cache.invalidate_lists().await;
+        cache.put_list("limit=10", Bytes::from_static(b"[]"), token);
+        assert_eq!(cache.get_list("limit=10").await.1, CacheStatus::Miss);
+    }
+
+    #[tokio::test]
+    async fn a_disabled_cache_bypasses() {
+        let cache = Cache::new(false, Duration::from_secs(60), Duration::from_secs(60), None);
+        assert_eq!(cache.get_post(Uuid::now_v7()).await.1, CacheStatus::Bypass);
+    }
+}

@@ -1,0 +1,220 @@
+//! Fixed-window rate limits, counted atomically in Redis in one round trip (a Lua script:
+//! `INCRBY` + `PEXPIRE` on the window's first hit + `PTTL`), shared by every instance; with no
+//! Redis, or while it is down, counted in process (moka entries that expire with their window).
+//!
+//! Why hand-written: the algorithm is the five-line script express-rate-limit's Redis store
+//! uses, and its headers (limit, remaining, reset) describe exactly a fixed window. `governor`
+//! (GCRA) cannot peek without consuming, which the failed-login limit needs (the 6th attempt
+//! is refused before the password is checked, and only failures count), and its state cannot
+//! be shared through Redis. One algorithm in both stores keeps limits identical when Redis goes
+//! away.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use super::redis::Redis;
+use crate::config::RateLimitRule;
+
+/// Which limit a decision is about; also the policy name in the `RateLimit*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    /// Requests per client IP across the API.
+    Global,
+    /// Failed logins per client IP and email.
+    Login,
+    /// Writes per user.
+    Writes,
+}
+
+impl Bucket {
+    pub fn name(self) -> &'static str {
+        match self {
+            Bucket::Global => "global",
+            Bucket::Login => "login",
+            Bucket::Writes => "writes",
+        }
+    }
+}
+
+/// The state of one limit after a request was counted (or peeked at).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub bucket: Bucket,
+    pub allowed: bool,
+    pub limit: u64,
+    pub remaining: u64,
+    /// Until the window ends.
+    pub reset: Duration,
+    pub window: Duration,
+}
+
+impl Decision {
+    fn new(bucket: Bucket, rule: RateLimitRule, count: u64, cost: u64, reset: Duration) -> Self {
+        // A peek (cost 0) asks whether one more would pass.
+        let allowed = if cost == 0 {
+            count < rule.count
+        } else {
+            count <= rule.count
+        };
+        Self {
+            bucket,
+            allowed,
+            limit: rule.count,
+            remaining: rule.count.saturating_sub(count),
+            reset,
+            window: rule.window,
+        }
+    }
+
+    /// Seconds until the window resets, rounded up (what `RateLimit-Reset` and `Retry-After` say).
+    pub fn reset_secs(&self) -> u64 {
+        self.reset.as_secs() + u64::from(self.reset.subsec_nanos() > 0)
+    }
+}
+
+#[derive(Clone)]
+pub struct RateLimiter {
+    redis: Option<Arc<Redis>>,
+    local: Arc<LocalWindows>,
+    script: Arc<::redis::Script>,
+}
+
+impl RateLimiter {
+    pub fn new(redis: Option<Arc<Redis>>) -> Self {
+        Self {
+            redis,
+            local: Arc::new(LocalWindows::default()),
+            // KEYS[1] counter; ARGV[1] cost, ARGV[2] window ms. Returns {count, ms left}.
+            script: Arc::new(::redis::Script::new(
+                r"local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+                  local ttl = redis.call('PTTL', KEYS[1])
+                  if ttl < 0 then
+                    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+                    ttl = tonumber(ARGV[2])
+                  end
+                  return {n, ttl}",
+            )),
+        }
+    }
+
+    /// Counts `cost` events (0: just look) against `rule` for `key` in `bucket`.
+    pub async fn hit(&self, bucket: Bucket, key: &str, rule: RateLimitRule, cost: u64) -> Decision {
+        if let Some(redis) = &self.redis
+            && let Some((count, ttl_ms)) = self.hit_redis(redis, bucket, key, rule, cost).await
+        {
+            return Decision::new(bucket, rule, count, cost, Duration::from_millis(ttl_ms));
+        }
+        let (count, reset) = self.local.hit(bucket, key, rule, cost);
+        Decision::new(bucket, rule, count, cost, reset)
+    }
+
+    async fn hit_redis(
+        &self,
+        redis: &Redis,
+        bucket: Bucket,
+        key: &str,
+        rule: RateLimitRule,
+        cost: u64,
+    ) -> Option<(u64, u64)> {
+        let key = redis.key(&format!("ratelimit:{}:{key}", bucket.name()));
+        let window_ms = rule.window.as_millis() as u64;
+        let script = &self.script;
+        redis
+            .run("ratelimit.hit", |mut c| async move {
+                script
+                    .key(key)
+                    .arg(cost)
+                    .arg(window_ms)
+                    .invoke_async::<(u64, u64)>(&mut c)
+                    .await
+            })
+            .await
+    }
+}
+
+/// In-process fixed windows: one counter per key, dropped when its window ends.
+#[derive(Default)]
+struct LocalWindows {
+    buckets: std::sync::Mutex<Vec<(Bucket, Duration, moka::sync::Cache<String, Arc<Window>>)>>,
+}
+
+struct Window {
+    started: Instant,
+    count: AtomicU64,
+}
+
+impl LocalWindows {
+    fn windows_for(&self, bucket: Bucket, window: Duration) -> moka::sync::Cache<String, Arc<Window>> {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            // A poisoned lock only means another thread panicked mid-insert; start afresh.
+            return moka::sync::Cache::builder().time_to_live(window).build();
+        };
+        if let Some((_, _, cache)) = buckets.iter().find(|(b, w, _)| *b == bucket && *w == window) {
+            return cache.clone();
+        }
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(window)
+            .build();
+        buckets.push((bucket, window, cache.clone()));
+        cache
+    }
+
+    fn hit(&self, bucket: Bucket, key: &str, rule: RateLimitRule, cost: u64) -> (u64, Duration) {
+        let windows = self.windows_for(bucket, rule.window);
+        let window = windows.get_with_by_ref(key, || {
+            Arc::new(Window {
+                started: Instant::now(),
+                count: AtomicU64::new(0),
+            })
+        });
+        let count = window.count.fetch_add(cost, Ordering::AcqRel) + cost;
+        let reset = rule.window.saturating_sub(window.started.elapsed());
+        (count, reset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(count: u64) -> RateLimitRule {
+        RateLimitRule {
+            count,
+            window: Duration::from_secs(60),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_local_limiter_allows_exactly_the_limit() {
+        let limiter = RateLimiter::new(None);
+        for i in 1..=3 {
+            let d = limiter.hit(Bucket::Writes, "u", rule(3), 1).await;
+            assert!(d.allowed, "hit {i}");
+            assert_eq!(d.remaining, 3 - i);
+        }
+        let d = limiter.hit(Bucket::Writes, "u", rule(3), 1).await;
+        assert!(!d.allowed);
+        assert_eq!(d.remaining, 0);
+        assert!(d.reset_secs() <= 60 && d.reset_secs() >= 59);
+        // Another key has its own window.
+        assert!(limiter.hit(Bucket::Writes, "v", rule(3), 1).await.allowed);
+    }
+
+    #[tokio::test]
+    async fn a_peek_does_not_count() {
+        let limiter = RateLimiter::new(None);
+        for _ in 0..5 {
+            assert!(limiter.hit(Bucket::Login, "k", rule(2), 0).await.allowed);
+        }
+        limiter.hit(Bucket::Login, "k", rule(2), 1).await;
+        assert!(limiter.hit(Bucket::Login, "k", rule(2), 0).await.allowed);
+        limiter.hit(Bucket::Login, "k", rule(2), 1).await;
+        assert!(!limiter.hit(Bucket::Login, "k", rule(2), 0).await.allowed);
+    }
+}

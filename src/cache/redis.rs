@@ -1,0 +1,229 @@
+//! The shared Redis connection: a bb8-redis pool with every command bounded by `REDIS_TIMEOUT`,
+//! and an up/down flag that the cache and the rate limiter consult before they try.
+//!
+//! When a command fails or times out, Redis is marked down: callers fall back (cache bypassed,
+//! in-process limiter) without paying a timeout per request, one warning is logged per interval,
+//! and a probe task marks it up again as soon as a PING answers.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bb8_redis::{RedisConnectionManager, bb8};
+use redis::{RedisError, RedisResult, aio::MultiplexedConnection};
+
+/// bb8-redis' manager never reports a connection as broken; this one does after an I/O error
+/// or a timeout, so the pool replaces it instead of handing it out again.
+pub struct Manager {
+    inner: RedisConnectionManager,
+}
+
+pub struct Connection {
+    conn: MultiplexedConnection,
+    broken: bool,
+}
+
+impl bb8::ManageConnection for Manager {
+    type Connection = Connection;
+    type Error = RedisError;
+
+    async fn connect(&self) -> Result<Connection, RedisError> {
+        let conn = bb8::ManageConnection::connect(&self.inner).await?;
+        Ok(Connection {
+            conn,
+            broken: false,
+        })
+    }
+
+    async fn is_valid(&self, conn: &mut Connection) -> Result<(), RedisError> {
+        bb8::ManageConnection::is_valid(&self.inner, &mut conn.conn).await
+    }
+
+    fn has_broken(&self, conn: &mut Connection) -> bool {
+        conn.broken
+    }
+}
+
+pub struct Redis {
+    pool: bb8::Pool<Manager>,
+    client: redis::Client,
+    timeout: Duration,
+    prefix: String,
+    up: AtomicBool,
+    warnings: WarnThrottle,
+}
+
+impl Redis {
+    /// Builds the pool without connecting; `probe` decides when Redis counts as up.
+    pub fn new(url: &str, timeout: Duration, prefix: &str) -> RedisResult<Arc<Self>> {
+        let client = redis::Client::open(url)?;
+        let manager = Manager {
+            inner: RedisConnectionManager::new(url)?,
+        };
+        let pool = bb8::Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            // A connection is checked by its own broken flag, not a PING per checkout.
+            .test_on_check_out(false)
+            .connection_timeout(timeout.max(Duration::from_millis(100)))
+            .retry_connection(false)
+            .build_unchecked(manager);
+        Ok(Arc::new(Self {
+            pool,
+            client,
+            timeout,
+            prefix: prefix.to_string(),
+            up: AtomicBool::new(false),
+            warnings: WarnThrottle::new(Duration::from_secs(10)),
+        }))
+    }
+
+    /// `prefix` + `suffix`: every key Herald writes lives under the configured prefix.
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}{}", self.prefix, suffix)
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// (connections open, connections idle): exported as metrics.
+    pub fn stats(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
+    /// Runs `op` on a pooled connection within the timeout. `None` (and Redis marked down)
+    /// when Redis is down, fails or is slow; callers then fall back.
+    pub async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> Option<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        if !self.is_up() {
+            return None;
+        }
+        let attempt = async {
+            let mut pooled = self.pool.get().await.map_err(|e| e.to_string())?;
+            // The multiplexed handle is a cheap clone of the pooled connection.
+            match op(pooled.conn.clone()).await {
+                Ok(value) => Ok(value),
+                Err(err) => {
+                    if err.is_io_error()
+                        || err.is_connection_dropped()
+                        || err.is_unrecoverable_error()
+                        || err.is_timeout()
+                    {
+                        pooled.broken = true;
+                    }
+                    Err(err.to_string())
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(reason)) => {
+                self.mark_down(what, &reason);
+                None
+            }
+            Err(_) => {
+                self.mark_down(what, "timed out");
+                None
+            }
+        }
+    }
+
+    fn mark_down(&self, what: &str, reason: &str) {
+        let was_up = self.up.swap(false, Ordering::Relaxed);
+        if was_up || self.warnings.allow() {
+            tracing::warn!(
+                redis.operation = what,
+                error = reason,
+                "redis unavailable: cache bypassed, rate limits per instance until it recovers"
+            );
+        }
+    }
+
+    /// One PING within the timeout; marks Redis up when it answers. Returns whether it did.
+    pub async fn probe(&self) -> bool {
+        let ping = async {
+            let mut conn = self
+                .client
+                .get_multiplexed_async_connection()
+                .await?;
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        };
+        let ok = matches!(
+            tokio::time::timeout(self.timeout.max(Duration::from_millis(250)), ping).await,
+            Ok(Ok(_))
+        );
+        if ok && !self.up.swap(true, Ordering::Relaxed) {
+            tracing::info!("redis reachable: shared cache and rate limits active");
+        }
+        ok
+    }
+
+    /// Probes every `interval` while Redis is down; exits when `stop` resolves.
+    pub async fn watch(self: Arc<Self>, interval: Duration, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            if !self.is_up() && !self.probe().await && self.warnings.allow() {
+                tracing::warn!("redis still unreachable");
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
+
+/// Lets a repeated warning through at most once per interval.
+pub struct WarnThrottle {
+    interval: Duration,
+    origin: Instant,
+    last_ms: AtomicU64,
+}
+
+impl WarnThrottle {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub fn allow(&self) -> bool {
+        let now = self.origin.elapsed().as_millis() as u64 + 1;
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < self.interval.as_millis() as u64 {
+            return false;
+        }
+        self.last_ms
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_throttle_lets_one_warning_through_per_interval() {
+        let throttle = WarnThrottle::new(Duration::from_secs(60));
+        assert!(throttle.allow());
+        assert!(!throttle.allow());
+        assert!(!throttle.allow());
+    }
+}

@@ -1,0 +1,182 @@
+//! The OpenAPI document: built from the endpoint structs (no database or Redis needed), then
+//! finished in one pass for what poem-openapi cannot express: `additionalProperties: false` on
+//! request bodies (they reject unknown fields), an explicit `security: []` on public
+//! operations, canonical header names, and plain `application/json` media types. The result is
+//! what `/openapi.json` serves, what the docs UIs show and what `herald openapi` writes.
+
+use poem_openapi::{LicenseObject, OpenApiService, ServerObject};
+use serde_json::{Map, Value};
+
+use crate::{
+    airports::api::AirportsApi, auth::api::AuthApi, health::api::HealthApi, posts::api::PostsApi,
+    users::api::UsersApi,
+};
+
+pub type Apis = (AuthApi, UsersApi, PostsApi, AirportsApi, HealthApi);
+
+pub const API_VERSION: &str = "1.0.0";
+
+const DESCRIPTION: &str = "Herald: posts, users and airports over a typed REST API.\n\n\
+Every error is `application/problem+json` with a stable `code` (also in `X-Error-Code`) and the \
+`requestId` (also in `X-Request-Id`, which every response carries). Lists are cursor-paginated \
+(`limit`, `cursor`, `nextLink`). Single resources carry strong `ETag`s: send `If-None-Match` to \
+get 304, `If-Match` to make a write conditional (412 otherwise). PATCH takes \
+`application/merge-patch+json`. Responses under `/v1` carry `RateLimit-Limit`, \
+`RateLimit-Remaining`, `RateLimit-Reset`, `RateLimit-Policy` and `RateLimit`; 429 and 503 carry \
+`Retry-After`.";
+
+pub fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (AuthApi, UsersApi, PostsApi, AirportsApi, HealthApi),
+        "Herald API",
+        API_VERSION,
+    )
+    .description(DESCRIPTION)
+    .license(LicenseObject::new("MIT").url("https://opensource.org/licenses/MIT"))
+    .server(ServerObject::new("/").description("This server"))
+}
+
+/// The finished document, as a JSON value.
+pub fn document() -> Value {
+    let raw = service().spec();
+    let mut spec: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
+    finish(&mut spec);
+    spec
+}
+
+/// `openapi.json` as served and committed.
+pub fn json(spec: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(spec).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// `openapi.yaml` as served and committed.
+pub fn yaml(spec: &Value) -> String {
+    serde_yaml::to_string(spec).unwrap_or_default()
+}
+
+fn finish(spec: &mut Value) {
+    let mut request_schemas = Vec::new();
+    if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut() {
+            let Some(item) = item.as_object_mut() else { continue };
+            for operation in item.values_mut() {
+                let Some(operation) = operation.as_object_mut() else { continue };
+                if !operation.contains_key("security") {
+                    operation.insert("security".into(), Value::Array(Vec::new()));
+                }
+                if let Some(content) = operation
+                    .get_mut("requestBody")
+                    .and_then(|b| b.get_mut("content"))
+                    .and_then(Value::as_object_mut)
+                {
+                    for media in content.values() {
+                        if let Some(name) = media
+                            .pointer("/schema/$ref")
+                            .and_then(Value::as_str)
+                            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                        {
+                            request_schemas.push(name.to_string());
+                        }
+                    }
+                }
+                if let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) {
+                    for response in responses.values_mut() {
+                        normalise_response(response);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(schemas) = spec
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for name in request_schemas {
+            if let Some(schema) = schemas.get_mut(&name).and_then(Value::as_object_mut) {
+                schema.insert("additionalProperties".into(), Value::Bool(false));
+            }
+        }
+    }
+}
+
+/// `ETAG` → `ETag`, `application/json; charset=utf-8` → `application/json`.
+fn normalise_response(response: &mut Value) {
+    if let Some(headers) = response.get_mut("headers").and_then(Value::as_object_mut) {
+        let renamed: Map<String, Value> = std::mem::take(headers)
+            .into_iter()
+            .map(|(name, value)| (canonical_header(&name), value))
+            .collect();
+        *headers = renamed;
+    }
+    if let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) {
+        let renamed: Map<String, Value> = std::mem::take(content)
+            .into_iter()
+            .map(|(media, value)| (media.split(';').next().unwrap_or(&media).trim().to_string(), value))
+            .collect();
+        *content = renamed;
+    }
+}
+
+fn canonical_header(name: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "etag" => "ETag".into(),
+        "www-authenticate" => "WWW-Authenticate".into(),
+        lower => lower
+            .split('-')
+            .map(|part| {
+                let mut chars = part.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("-"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_are_canonical() {
+        assert_eq!(canonical_header("ETAG"), "ETag");
+        assert_eq!(canonical_header("X-CACHE"), "X-Cache");
+        assert_eq!(canonical_header("SET-COOKIE"), "Set-Cookie");
+        assert_eq!(canonical_header("x-error-code"), "X-Error-Code");
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_0_and_every_operation_is_complete() {
+        let spec = document();
+        assert!(spec["openapi"].as_str().unwrap().starts_with("3.0"));
+        let mut operations = 0;
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                operations += 1;
+                let at = format!("{method} {path}");
+                assert!(op["operationId"].is_string(), "{at}: operationId");
+                assert!(op["tags"].as_array().is_some_and(|t| !t.is_empty()), "{at}: tag");
+                assert!(op["summary"].is_string(), "{at}: summary");
+                assert!(op["security"].is_array(), "{at}: security");
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        let schema = &response["content"]["application/problem+json"]["schema"]["$ref"];
+                        assert_eq!(schema, "#/components/schemas/Problem", "{at} {status}");
+                    }
+                }
+            }
+        }
+        assert!(operations >= 20);
+    }
+
+    #[test]
+    fn request_bodies_reject_unknown_fields_in_the_spec() {
+        let spec = document();
+        assert_eq!(spec["components"]["schemas"]["CreatePostRequest"]["additionalProperties"], false);
+        assert!(spec["components"]["schemas"]["Post"].get("additionalProperties").is_none());
+    }
+}

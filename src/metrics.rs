@@ -1,0 +1,67 @@
+//! Prometheus metrics through the `metrics` facade and its Prometheus exporter: request counts
+//! by route template, method and status; a latency histogram; cache lookups; rate-limit and
+//! overload rejections; pool gauges (refreshed when scraped). Label values are bounded: route
+//! templates and fixed names, never raw paths.
+
+use std::{sync::OnceLock, time::Duration};
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::state::AppState;
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The process-wide recorder (installed once; several apps in one test process share it).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("herald_http_request_duration_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
+}
+
+pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+    let status = status.to_string();
+    counter!("herald_http_requests_total", "method" => method.to_string(), "route" => route.to_string(), "status" => status)
+        .increment(1);
+    histogram!("herald_http_request_duration_seconds", "method" => method.to_string(), "route" => route.to_string())
+        .record(elapsed.as_secs_f64());
+}
+
+pub fn record_cache(kind: &'static str, result: &'static str) {
+    counter!("herald_cache_lookups_total", "kind" => kind, "result" => result).increment(1);
+}
+
+pub fn record_rate_limited(limit: &'static str) {
+    counter!("herald_rate_limited_total", "limit" => limit).increment(1);
+}
+
+pub fn record_overload() {
+    counter!("herald_overload_rejections_total").increment(1);
+}
+
+/// The text exposition, with pool gauges refreshed first.
+pub fn render(state: &AppState) -> String {
+    let (open, idle, max) = state.db.stats();
+    gauge!("herald_db_pool_connections", "state" => "open").set(f64::from(open));
+    gauge!("herald_db_pool_connections", "state" => "idle").set(f64::from(idle));
+    gauge!("herald_db_pool_connections", "state" => "max").set(f64::from(max));
+    if let Some(redis) = &state.redis {
+        let (open, idle) = redis.stats();
+        gauge!("herald_redis_pool_connections", "state" => "open").set(f64::from(open));
+        gauge!("herald_redis_pool_connections", "state" => "idle").set(f64::from(idle));
+        gauge!("herald_redis_up").set(if redis.is_up() { 1.0 } else { 0.0 });
+    }
+    handle().map(PrometheusHandle::render).unwrap_or_default()
+}

@@ -1,0 +1,258 @@
+//! `/v1/posts/*`: list, get (ETag, 304, `X-Cache`), create (idempotent with `Idempotency-Key`),
+//! merge-patch (`If-Match`), delete.
+
+use poem::web::Data;
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Header, Path, Query},
+};
+use uuid::Uuid;
+
+use super::{
+    model::{Post, PostContent, PostTitle},
+    service::{self, ListParams, NewPost, PostPage, PostPatch, Rendered, StatusFilter},
+};
+use crate::{
+    http::{
+        ApiTags,
+        auth::{Auth, MaybeAuth},
+        body::{JsonBody, MergePatch, RequestFields},
+        conditional::{Preconditions, not_modified},
+        idempotency::{IdempotencyKey, idempotent},
+        json::JsonBytes,
+        pagination::default_limit,
+        problem::{ApiError, error_statuses},
+    },
+    state::AppState,
+};
+
+/// A new post.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CreatePostRequest {
+    pub title: PostTitle,
+    pub content: PostContent,
+    /// Publish now (`true`) or keep as a draft (default).
+    pub published: Option<bool>,
+}
+
+/// Changes to a post (JSON merge-patch): absent fields stay as they are.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PostPatchRequest {
+    pub title: Option<PostTitle>,
+    pub content: Option<PostContent>,
+    pub published: Option<bool>,
+}
+
+const POST_READ_ONLY: &[&str] = &["id", "author", "createdAt", "updatedAt", "etag"];
+
+impl RequestFields for CreatePostRequest {
+    const READ_ONLY: &'static [&'static str] = POST_READ_ONLY;
+}
+
+impl RequestFields for PostPatchRequest {
+    const READ_ONLY: &'static [&'static str] = POST_READ_ONLY;
+}
+
+#[derive(ApiResponse)]
+pub enum ListPostsResponse {
+    /// A page of posts.
+    #[oai(status = 200)]
+    Ok(
+        JsonBytes<PostPage>,
+        /// `HIT` or `MISS` for a public (published-only) page; `BYPASS` when the page depends on
+        /// the caller or the cache is off or unreachable.
+        #[oai(header = "X-Cache")]
+        String,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum GetPostResponse {
+    /// The post.
+    #[oai(status = 200)]
+    Ok(
+        JsonBytes<Post>,
+        #[oai(header = "ETag")] String,
+        /// `HIT`, `MISS` or `BYPASS` (a draft, or the cache off or unreachable).
+        #[oai(header = "X-Cache")]
+        String,
+    ),
+    /// The client's copy (`If-None-Match`) is current.
+    #[oai(status = 304)]
+    NotModified(#[oai(header = "ETag")] String, #[oai(header = "X-Cache")] String),
+}
+
+#[derive(ApiResponse)]
+pub enum CreatePostResponse {
+    /// The post was created.
+    #[oai(status = 201)]
+    Created(
+        JsonBytes<Post>,
+        /// `/v1/posts/{id}`
+        #[oai(header = "Location")]
+        String,
+        #[oai(header = "ETag")] String,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum UpdatePostResponse {
+    /// The updated post.
+    #[oai(status = 200)]
+    Ok(JsonBytes<Post>, #[oai(header = "ETag")] String),
+}
+
+#[derive(ApiResponse)]
+pub enum DeletePostResponse {
+    /// The post was deleted; here is what it was.
+    #[oai(status = 200)]
+    Deleted(JsonBytes<Post>),
+    /// No such post (already deleted, never existed, or not visible to the caller).
+    #[oai(status = 204)]
+    Absent,
+}
+
+error_statuses!(ListPostsErrors: 400, 401, 429);
+error_statuses!(GetPostErrors: 400, 401, 404, 429);
+error_statuses!(CreatePostErrors: 400, 401, 409, 413, 415, 422, 429);
+error_statuses!(UpdatePostErrors: 400, 401, 403, 404, 409, 412, 413, 415, 429);
+error_statuses!(DeletePostErrors: 400, 401, 403, 409, 412, 429);
+
+pub struct PostsApi;
+
+#[OpenApi(tag = "ApiTags::Posts")]
+impl PostsApi {
+    /// List posts
+    ///
+    /// Newest first, cursor-paginated. `status=draft|all` adds the drafts the caller may see
+    /// (their own; every draft for MODERATOR and ADMIN).
+    #[oai(path = "/v1/posts", method = "get", operation_id = "list_posts")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: MaybeAuth,
+        /// Page size (1–100).
+        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<u32>,
+        /// Opaque cursor from a previous page's `nextLink`.
+        cursor: Query<Option<String>>,
+        /// Only posts by this author.
+        #[oai(name = "authorId")]
+        author_id: Query<Option<Uuid>>,
+        /// `published` (default), `draft` or `all`.
+        status: Query<Option<StatusFilter>>,
+    ) -> Result<ListPostsResponse, ApiError<ListPostsErrors>> {
+        let params = ListParams {
+            limit: limit.0,
+            cursor: cursor.0,
+            author: author_id.0,
+            status: status.0.unwrap_or(StatusFilter::Published),
+        };
+        let page = service::list(&state, auth.actor().as_ref(), params).await?;
+        Ok(ListPostsResponse::Ok(
+            JsonBytes::from_bytes(page.body),
+            page.cache.as_str().to_string(),
+        ))
+    }
+
+    /// Get a post
+    ///
+    /// A draft exists only for its author, MODERATORs and ADMINs.
+    #[oai(path = "/v1/posts/:id", method = "get", operation_id = "get_post")]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        auth: MaybeAuth,
+        id: Path<Uuid>,
+        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+    ) -> Result<GetPostResponse, ApiError<GetPostErrors>> {
+        let Rendered { etag, body, cache } = service::get(&state, auth.actor().as_ref(), id.0).await?;
+        let etag = etag.unwrap_or_default();
+        let cache = cache.as_str().to_string();
+        if not_modified(if_none_match.0.as_deref(), &etag) {
+            return Ok(GetPostResponse::NotModified(etag, cache));
+        }
+        Ok(GetPostResponse::Ok(JsonBytes::from_bytes(body), etag, cache))
+    }
+
+    /// Create a post
+    ///
+    /// With an `Idempotency-Key`, a retry gets the first response again (`Idempotent-Replayed:
+    /// true`) instead of creating a second post.
+    #[oai(
+        path = "/v1/posts",
+        method = "post",
+        operation_id = "create_post",
+        transform = "idempotent"
+    )]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        /// Makes retries safe: 1–255 visible ASCII characters, remembered for 24 hours per user.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
+        body: JsonBody<CreatePostRequest>,
+    ) -> Result<CreatePostResponse, ApiError<CreatePostErrors>> {
+        let request = body.0;
+        let post = service::create(
+            &state,
+            &auth.actor(),
+            &auth.0.username,
+            NewPost {
+                title: request.title,
+                content: request.content,
+                published: request.published.unwrap_or(false),
+            },
+        )
+        .await?;
+        Ok(CreatePostResponse::Created(
+            JsonBytes::new(&post)?,
+            format!("/v1/posts/{}", post.id),
+            post.etag,
+        ))
+    }
+
+    /// Update a post
+    ///
+    /// JSON merge-patch by the author, a MODERATOR or an ADMIN. With `If-Match`, the update
+    /// applies only to that version (412 otherwise).
+    #[oai(path = "/v1/posts/:id", method = "patch", operation_id = "update_post")]
+    async fn patch(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        id: Path<Uuid>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        body: MergePatch<PostPatchRequest>,
+    ) -> Result<UpdatePostResponse, ApiError<UpdatePostErrors>> {
+        let request = body.0;
+        let patch = PostPatch {
+            title: request.title,
+            content: request.content,
+            published: request.published,
+        };
+        let post = service::patch(&state, &auth.actor(), id.0, patch, &Preconditions::if_match(if_match.0)).await?;
+        Ok(UpdatePostResponse::Ok(JsonBytes::new(&post)?, post.etag))
+    }
+
+    /// Delete a post
+    ///
+    /// By the author, a MODERATOR or an ADMIN. Answers the deleted post, or 204 when there is
+    /// none, so a retried DELETE never sees 404.
+    #[oai(path = "/v1/posts/:id", method = "delete", operation_id = "delete_post")]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        id: Path<Uuid>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+    ) -> Result<DeletePostResponse, ApiError<DeletePostErrors>> {
+        match service::delete(&state, &auth.actor(), id.0, &Preconditions::if_match(if_match.0)).await? {
+            Some(post) => Ok(DeletePostResponse::Deleted(JsonBytes::new(&post)?)),
+            None => Ok(DeletePostResponse::Absent),
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Post rules: draft visibility, who may edit or delete, optimistic concurrency with ETags, and
+//! the cache policy (only published posts and published-only list pages are cached: a response
+//! that depends on who asks never is; every write invalidates what it changed).
+
+use bytes::Bytes;
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{
+    model::{NewPostRow, Post, PostContent, PostRow, PostTitle},
+    repo::{self, ListQuery, PostChanges, Visible},
+};
+use crate::{
+    auth::rbac::{Actor, Permission},
+    cache::{CacheStatus, Cached},
+    error::{AppError, AppResult, Resource},
+    http::{
+        conditional::{Preconditions, etag_of},
+        pagination::{decode_cursor, finish_page, page_type},
+        types::DomainString,
+    },
+    state::AppState,
+};
+
+page_type!(
+    /// A page of posts, newest first.
+    PostPage,
+    Post
+);
+
+/// A serialized post (or page) and where it came from.
+pub struct Rendered {
+    pub etag: Option<String>,
+    pub body: Bytes,
+    pub cache: CacheStatus,
+}
+
+/// `?status=`: which posts a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum StatusFilter {
+    Published,
+    Draft,
+    All,
+}
+
+pub struct ListParams {
+    pub limit: u32,
+    pub cursor: Option<String>,
+    pub author: Option<Uuid>,
+    pub status: StatusFilter,
+}
+
+pub struct NewPost {
+    pub title: PostTitle,
+    pub content: PostContent,
+    pub published: bool,
+}
+
+/// Whether `viewer` may see the post at all (otherwise it does not exist for them).
+fn visible(viewer: Option<&Actor>, row: &PostRow) -> bool {
+    row.published || viewer.is_some_and(|a| a.owns_or_can(row.author_id, Permission::SeeAllDrafts))
+}
+
+fn render(post: &Post) -> AppResult<Bytes> {
+    serde_json::to_vec(post)
+        .map(Bytes::from)
+        .map_err(|e| AppError::internal(format!("serializing a post: {e}")))
+}
+
+pub async fn get(state: &AppState, viewer: Option<&Actor>, id: Uuid) -> AppResult<Rendered> {
+    let (cached, status, token) = state.cache.get_post(id).await;
+    crate::metrics::record_cache("post", status.as_str());
+    if let Some(hit) = cached {
+        return Ok(Rendered {
+            etag: hit.etag.clone(),
+            body: hit.body.clone(),
+            cache: CacheStatus::Hit,
+        });
+    }
+    let found = {
+        let mut conn = state.db.conn().await?;
+        repo::find(&mut conn, id).await?
+    };
+    let (row, username) = found
+        .filter(|(row, _)| visible(viewer, row))
+        .ok_or(AppError::NotFound(Resource::Post))?;
+    let (published, version) = (row.published, row.version);
+    let post = Post::new(row, username);
+    let body = render(&post)?;
+    let cache = if published {
+        let entry = Cached {
+            etag: Some(post.etag.clone()),
+            body: body.clone(),
+        };
+        state.cache.put_post(id, version, entry, token);
+        status
+    } else {
+        CacheStatus::Bypass
+    };
+    Ok(Rendered {
+        etag: Some(post.etag),
+        body,
+        cache,
+    })
+}
+
+pub async fn list(state: &AppState, viewer: Option<&Actor>, params: ListParams) -> AppResult<Rendered> {
+    let before = match params.cursor.as_deref() {
+        Some(cursor) => Some(
+            decode_cursor("post", cursor)?
+                .parse::<Uuid>()
+                .map_err(|_| AppError::InvalidCursor)?,
+        ),
+        None => None,
+    };
+    let see_all = viewer.is_some_and(|a| a.can(Permission::SeeAllDrafts));
+    let own = viewer.map(|a| a.id);
+    let visible = match params.status {
+        StatusFilter::Published => Visible::Published,
+        StatusFilter::Draft if see_all => Visible::Drafts(None),
+        StatusFilter::Draft => own.map_or(Visible::Nothing, |id| Visible::Drafts(Some(id))),
+        StatusFilter::All if see_all => Visible::PublishedAndDrafts(None),
+        StatusFilter::All => own.map_or(Visible::Published, |id| Visible::PublishedAndDrafts(Some(id))),
+    };
+
+    let mut link_params = Vec::new();
+    if let Some(author) = params.author {
+        link_params.push(("authorId", author.to_string()));
+    }
+    if params.status != StatusFilter::Published {
+        let status = match params.status {
+            StatusFilter::Draft => "draft",
+            _ => "all",
+        };
+        link_params.push(("status", status.to_string()));
+    }
+
+    // Only a published-only page is the same for everyone, so only it is cached.
+    let cache_key = (visible == Visible::Published).then(|| {
+        format!(
+            "limit={}&authorId={}&cursor={}",
+            params.limit,
+            params.author.map(|a| a.to_string()).unwrap_or_default(),
+            params.cursor.as_deref().unwrap_or_default()
+        )
+    });
+    let (status, token) = match &cache_key {
+        Some(key) => {
+            let (cached, status, token) = state.cache.get_list(key).await;
+            crate::metrics::record_cache("post_list", status.as_str());
+            if let Some(hit) = cached {
+                return Ok(Rendered {
+                    etag: None,
+                    body: hit.body.clone(),
+                    cache: CacheStatus::Hit,
+                });
+            }
+            (status, Some(token))
+        }
+        None => (CacheStatus::Bypass, None),
+    };
+
+    let rows = {
+        let mut conn = state.db.conn().await?;
+        repo::list(
+            &mut conn,
+            &ListQuery {
+                visible,
+                author: params.author,
+                before,
+                limit: i64::from(params.limit) + 1,
+            },
+        )
+        .await?
+    };
+    let (rows, next_link) = finish_page(rows, params.limit, "post", "/v1/posts", &link_params, |(row, _)| {
+        row.id.to_string()
+    });
+    let page = PostPage {
+        data: rows.into_iter().map(|(row, username)| Post::new(row, username)).collect(),
+        next_link,
+    };
+    let body = serde_json::to_vec(&page)
+        .map(Bytes::from)
+        .map_err(|e| AppError::internal(format!("serializing a page: {e}")))?;
+    if let (Some(key), Some(token)) = (&cache_key, token) {
+        state.cache.put_list(key, body.clone(), token);
+    }
+    Ok(Rendered {
+        etag: None,
+        body,
+        cache: status,
+    })
+}
+
+pub async fn create(state: &AppState, actor: &Actor, author_username: &str, input: NewPost) -> AppResult<Post> {
+    let now = Utc::now();
+    let row = {
+        let mut conn = state.db.conn().await?;
+        repo::insert(
+            &mut conn,
+            NewPostRow {
+                id: Uuid::now_v7(),
+                author_id: actor.id,
+                title: input.title.as_str(),
+                content: input.content.as_str(),
+                published: input.published,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .await?
+    };
+    if row.published {
+        state.cache.invalidate_lists().await;
+    }
+    Ok(Post::new(row, author_username.to_string()))
+}
+
+/// A merge-patch of a post: `None` leaves a field alone.
+#[derive(Debug, Default, Clone)]
+pub struct PostPatch {
+    pub title: Option<PostTitle>,
+    pub content: Option<PostContent>,
+    pub published: Option<bool>,
+}
+
+/// Retries of an optimistic write before giving up (each retry means another write won).
+const MAX_WRITE_ATTEMPTS: usize = 16;
+
+pub async fn patch(
+    state: &AppState,
+    actor: &Actor,
+    id: Uuid,
+    patch: PostPatch,
+    preconditions: &Preconditions,
+) -> AppResult<Post> {
+    let changes = PostChanges {
+        title: patch.title.map(|t| t.as_str().to_string()),
+        content: patch.content.map(|c| c.as_str().to_string()),
+        published: patch.published,
+    };
+    let is_empty = changes.title.is_none() && changes.content.is_none() && changes.published.is_none();
+    let mut conn = state.db.conn().await?;
+    for _ in 0..MAX_WRITE_ATTEMPTS {
+        let (current, username) = repo::find(&mut conn, id)
+            .await?
+            .filter(|(row, _)| visible(Some(actor), row))
+            .ok_or(AppError::NotFound(Resource::Post))?;
+        if !actor.owns_or_can(current.author_id, Permission::EditAnyPost) {
+            return Err(AppError::Forbidden);
+        }
+        if !preconditions.allow(Some(&etag_of(current.version, current.updated_at))) {
+            return Err(AppError::PreconditionFailed);
+        }
+        if is_empty {
+            return Ok(Post::new(current, username));
+        }
+        // Only the row at the version we checked is changed: a concurrent writer makes this
+        // match nothing, and the next round re-checks the precondition against its result.
+        if let Some(updated) = repo::update(&mut conn, id, current.version, &changes, Utc::now()).await? {
+            drop(conn);
+            state.cache.invalidate_post(id, updated.version).await;
+            if current.published || updated.published {
+                state.cache.invalidate_lists().await;
+            }
+            return Ok(Post::new(updated, username));
+        }
+    }
+    Err(AppError::Conflict("The post is being changed by others; retry."))
+}
+
+/// `None` when there is nothing (visible to the caller) to delete.
+pub async fn delete(
+    state: &AppState,
+    actor: &Actor,
+    id: Uuid,
+    preconditions: &Preconditions,
+) -> AppResult<Option<Post>> {
+    let mut conn = state.db.conn().await?;
+    for _ in 0..MAX_WRITE_ATTEMPTS {
+        let Some((current, username)) = repo::find(&mut conn, id)
+            .await?
+            .filter(|(row, _)| visible(Some(actor), row))
+        else {
+            return Ok(None);
+        };
+        if !actor.owns_or_can(current.author_id, Permission::DeleteAnyPost) {
+            return Err(AppError::Forbidden);
+        }
+        if !preconditions.allow(Some(&etag_of(current.version, current.updated_at))) {
+            return Err(AppError::PreconditionFailed);
+        }
+        if let Some(deleted) = repo::delete(&mut conn, id, current.version).await? {
+            drop(conn);
+            state.cache.invalidate_post(id, i64::MAX).await;
+            if deleted.published {
+                state.cache.invalidate_lists().await;
+            }
+            return Ok(Some(Post::new(deleted, username)));
+        }
+    }
+    Err(AppError::Conflict("The post is being changed by others; retry."))
+}

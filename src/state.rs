@@ -1,0 +1,60 @@
+//! `AppState`: everything a request may need (settings, pools, cache, limiter, keys), shared
+//! through `poem`'s `Data`. Cheap to clone: every field is a handle.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU8, Ordering},
+};
+
+use crate::{
+    auth::{jwt::JwtKeys, password::PasswordHasher},
+    cache::{Cache, ratelimit::RateLimiter, redis::Redis},
+    config::Settings,
+    db::Db,
+};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub redis: Option<Arc<Redis>>,
+    pub cache: Cache,
+    pub limiter: RateLimiter,
+    pub jwt: Arc<JwtKeys>,
+    pub passwords: PasswordHasher,
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+/// Where the process is in its life: readiness and draining read it.
+#[derive(Debug, Default)]
+pub struct Lifecycle(AtomicU8);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Starting,
+    Serving,
+    Draining,
+}
+
+impl Lifecycle {
+    pub fn phase(&self) -> Phase {
+        match self.0.load(Ordering::Acquire) {
+            0 => Phase::Starting,
+            1 => Phase::Serving,
+            _ => Phase::Draining,
+        }
+    }
+
+    pub fn set(&self, phase: Phase) {
+        let value = match phase {
+            Phase::Starting => 0,
+            Phase::Serving => 1,
+            Phase::Draining => 2,
+        };
+        self.0.store(value, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.phase() == Phase::Draining
+    }
+}

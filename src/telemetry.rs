@@ -1,0 +1,95 @@
+//! The tracing subscriber: JSON lines (or pretty, for a terminal) on stdout through a
+//! non-blocking writer, levels from `RUST_LOG` or `LOG_LEVEL`, and with `LOG_DIR` the rotating
+//! application and error files (`log_files`). Request events carry the request id from the
+//! request span. Nothing here ever sees a password, token or `Authorization`/`Cookie` value:
+//! they are never put into events in the first place.
+
+use std::io::IsTerminal;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::{EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt};
+
+use crate::{
+    config::{AppEnv, LogFormat, Settings},
+    log_files::{self, Retention},
+};
+
+/// Keeps the background log writers flushing; drop it last.
+pub struct TelemetryGuard {
+    _guards: Vec<WorkerGuard>,
+}
+
+/// Libraries that are chatty at debug level; they stay at warn unless `RUST_LOG` says otherwise.
+const QUIET: &[&str] = &["hyper", "hyper_util", "h2", "tokio_postgres", "poem", "redis", "bb8", "reqwest"];
+
+fn filter(settings: &Settings) -> EnvFilter {
+    if let Ok(spec) = std::env::var("RUST_LOG")
+        && let Ok(filter) = EnvFilter::try_new(spec)
+    {
+        return filter;
+    }
+    let mut spec = settings.log_level.clone();
+    for crate_name in QUIET {
+        spec.push_str(&format!(",{crate_name}=warn"));
+    }
+    EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+pub fn init(settings: &Settings) -> std::io::Result<TelemetryGuard> {
+    let mut guards = Vec::new();
+    let (stdout, guard) = tracing_appender::non_blocking(std::io::stdout());
+    guards.push(guard);
+    let pretty = match settings.log_format {
+        LogFormat::Pretty => true,
+        // JSON unless a developer is watching a terminal.
+        LogFormat::Json => {
+            settings.app_env == AppEnv::Development
+                && std::env::var_os("LOG_FORMAT").is_none()
+                && std::io::stdout().is_terminal()
+        }
+    };
+    let stdout_layer = if pretty {
+        tracing_subscriber::fmt::layer().with_writer(stdout).boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(stdout)
+            .boxed()
+    };
+
+    let mut file_layers = Vec::new();
+    if let Some(dir) = &settings.log_dir {
+        let all = log_files::DailyFile::open(dir, "application", Retention::days(14))?;
+        let (all, guard) = tracing_appender::non_blocking(all);
+        guards.push(guard);
+        file_layers.push(json_layer(all).boxed());
+        let errors = log_files::DailyFile::open(dir, "error", Retention::days(30))?;
+        let (errors, guard) = tracing_appender::non_blocking(errors);
+        guards.push(guard);
+        file_layers.push(json_layer(errors).with_filter(LevelFilter::ERROR).boxed());
+    }
+
+    let _ = tracing_subscriber::registry()
+        .with(filter(settings))
+        .with(stdout_layer)
+        .with(file_layers)
+        .try_init();
+    Ok(TelemetryGuard { _guards: guards })
+}
+
+fn json_layer<S, W>(writer: W) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_ansi(false)
+        .with_writer(writer)
+}

@@ -1,0 +1,6 @@
+//! Users: `/v1/users`.
+
+pub mod api;
+pub mod model;
+pub mod repo;
+pub mod service;

@@ -1,0 +1,255 @@
+//! Users as the database holds them, as the API shows them, and the value types that make an
+//! invalid email, username or password unrepresentable past the edge.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use poem_openapi::Object;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{
+    auth::rbac::Role,
+    db::schema::users,
+    http::{
+        conditional::etag_of,
+        types::{DomainString, openapi_string},
+    },
+};
+
+/// An email address: one `@`, a non-empty local part, a dotted domain, no spaces; ≤ 254 chars.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub const MAX_LEN: usize = 254;
+
+    pub fn is_valid(text: &str) -> bool {
+        let Some((local, domain)) = text.split_once('@') else {
+            return false;
+        };
+        text.len() <= Self::MAX_LEN
+            && !local.is_empty()
+            && local.len() <= 64
+            && !domain.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && text.chars().all(|c| c.is_ascii_graphic() || (!c.is_ascii() && !c.is_whitespace()))
+    }
+}
+
+impl DomainString for Email {
+    fn parse(text: &str) -> Result<Self, String> {
+        if Self::is_valid(text) {
+            Ok(Self(text.to_string()))
+        } else {
+            Err("must be an email address".into())
+        }
+    }
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+openapi_string!(Email, "email", |schema| {
+    schema.format = Some("email");
+    schema.max_length = Some(Email::MAX_LEN);
+    schema.example = Some("alice@example.com".into());
+});
+
+/// 3–32 characters of `[a-z0-9_]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl DomainString for Username {
+    fn parse(text: &str) -> Result<Self, String> {
+        let ok = (3..=32).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if ok {
+            Ok(Self(text.to_string()))
+        } else {
+            Err("must be 3 to 32 characters of a-z, 0-9 and _".into())
+        }
+    }
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+openapi_string!(Username, "username", |schema| {
+    schema.pattern = Some("^[a-z0-9_]{3,32}$".into());
+    schema.min_length = Some(3);
+    schema.max_length = Some(32);
+    schema.example = Some("alice".into());
+});
+
+/// 8–128 characters. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+impl DomainString for Password {
+    fn parse(text: &str) -> Result<Self, String> {
+        if (8..=128).contains(&text.chars().count()) {
+            Ok(Self(text.to_string()))
+        } else {
+            Err("must be 8 to 128 characters long".into())
+        }
+    }
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+openapi_string!(Password, "password", |schema| {
+    schema.format = Some("password");
+    schema.min_length = Some(8);
+    schema.max_length = Some(128);
+});
+
+/// A first or last name: 1–100 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonName(String);
+
+impl DomainString for PersonName {
+    fn parse(text: &str) -> Result<Self, String> {
+        if (1..=100).contains(&text.chars().count()) {
+            Ok(Self(text.to_string()))
+        } else {
+            Err("must be 1 to 100 characters long".into())
+        }
+    }
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+openapi_string!(PersonName, "person_name", |schema| {
+    schema.min_length = Some(1);
+    schema.max_length = Some(100);
+});
+
+impl PersonName {
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A row of `users`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub username: String,
+    pub password_hash: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub role: String,
+    pub is_active: bool,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl UserRow {
+    pub fn role(&self) -> Role {
+        Role::from_db(&self.role)
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUserRow<'a> {
+    pub id: Uuid,
+    pub email: &'a str,
+    pub username: &'a str,
+    pub password_hash: &'a str,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub role: &'a str,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An account, as the API shows it (never the password hash).
+#[derive(Debug, Clone, Object, Serialize)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub username: String,
+    #[oai(nullable)]
+    pub first_name: Option<String>,
+    #[oai(nullable)]
+    pub last_name: Option<String>,
+    pub role: Role,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The strong ETag of this representation, quotes included (as in the `ETag` header).
+    pub etag: String,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            etag: etag_of(row.version, row.updated_at),
+            role: row.role(),
+            id: row.id,
+            email: row.email,
+            username: row.username,
+            first_name: row.first_name,
+            last_name: row.last_name,
+            is_active: row.is_active,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        for ok in ["a@b.co", "first.last+tag@example.com", "ü@exämple.de"] {
+            assert!(Email::is_valid(ok), "{ok}");
+        }
+        for bad in ["", "plain", "@example.com", "a@b", "a@@b.com", "a b@c.com", "a@.com", "a@b.com.", "a@b..com"] {
+            assert!(!Email::is_valid(bad), "{bad}");
+        }
+        assert!(!Email::is_valid(&format!("{}@example.com", "a".repeat(250))));
+    }
+
+    #[test]
+    fn usernames() {
+        assert!(Username::parse("abc").is_ok());
+        assert!(Username::parse(&"a".repeat(32)).is_ok());
+        for bad in ["ab", "Alice", "al-ice", "al ice", &"a".repeat(33)] {
+            assert!(Username::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords() {
+        assert!(Password::parse("12345678").is_ok());
+        assert!(Password::parse("1234567").is_err());
+        assert!(Password::parse(&"x".repeat(128)).is_ok());
+        assert!(Password::parse(&"x".repeat(129)).is_err());
+        assert!(!format!("{:?}", Password::parse("12345678").unwrap()).contains("1234"));
+    }
+}
