@@ -33,6 +33,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
     /// Starts a graceful shutdown and waits for it.
     pub async fn shutdown(self) -> std::io::Result<()> {
         self.stop.cancel();
@@ -217,7 +222,8 @@ pub async fn start(
         result
     });
     state.lifecycle.set(Phase::Serving);
-    tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "herald listening");
+    let docs_host = if addr.ip().is_unspecified() { "localhost".to_string() } else { addr.ip().to_string() };
+    tracing::info!(%addr, docs = %format!("http://{docs_host}:{}/docs", addr.port()), "herald listening");
     Ok(Server {
         addr,
         state,

@@ -72,11 +72,15 @@ pub fn init(settings: &Settings) -> std::io::Result<TelemetryGuard> {
         file_layers.push(json_layer(errors).with_filter(LevelFilter::ERROR).boxed());
     }
 
-    let _ = tracing_subscriber::registry()
+    if let Err(err) = tracing_subscriber::registry()
         .with(filter(settings))
         .with(stdout_layer)
-        .with(file_layers)
-        .try_init();
+        // An empty Vec of layers reports a max level of OFF and would silence everything.
+        .with((!file_layers.is_empty()).then_some(file_layers))
+        .try_init()
+    {
+        eprintln!("tracing subscriber not installed: {err}");
+    }
     Ok(TelemetryGuard { _guards: guards })
 }
 

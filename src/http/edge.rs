@@ -168,10 +168,13 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
             }
         };
 
-        let route = response
-            .data::<PathPattern>()
-            .map(|p| route_template(&p.0))
-            .unwrap_or_else(|| "unmatched".to_string());
+        let route = match self.allowed.template_for(&path) {
+            Some(template) => template.to_string(),
+            None => response
+                .data::<PathPattern>()
+                .map(|p| p.0.to_string())
+                .unwrap_or_else(|| "unmatched".to_string()),
+        };
         self.decorate(&mut response, &ctx, &path);
         let response = compress_if_large(response, accept_encoding.as_deref()).await;
 
@@ -245,11 +248,13 @@ impl<E> EdgeEndpoint<E> {
         let mut problem = if let Some(problem) = err.downcast_ref::<Problem>() {
             problem.clone()
         } else if let Some(e) = err.downcast_ref::<ParseParamError>() {
-            Problem::bad_request("INVALID_PARAMETER", format!("Invalid parameter `{}`.", e.name))
-                .with_errors(vec![FieldError::new(e.name, clean_reason(&e.reason))])
+            let name = self.param_name(path, e.name);
+            Problem::bad_request("INVALID_PARAMETER", format!("Invalid parameter `{name}`."))
+                .with_errors(vec![FieldError::new(name, clean_reason(&e.reason))])
         } else if let Some(e) = err.downcast_ref::<ParsePathError>() {
-            Problem::bad_request("INVALID_PARAMETER", format!("Invalid path parameter `{}`.", e.name))
-                .with_errors(vec![FieldError::new(e.name, clean_reason(&e.reason))])
+            let name = self.param_name(path, e.name);
+            Problem::bad_request("INVALID_PARAMETER", format!("Invalid path parameter `{name}`."))
+                .with_errors(vec![FieldError::new(name, clean_reason(&e.reason))])
         } else if err.is::<ContentTypeError>() {
             Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -293,6 +298,16 @@ impl<E> EdgeEndpoint<E> {
             problem.route = route;
         }
         problem
+    }
+
+    /// poem-openapi reports path parameters as `param0`, `param1`...: use the spec's names.
+    fn param_name(&self, path: &str, reported: &str) -> String {
+        reported
+            .strip_prefix("param")
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|index| self.allowed.param_name(path, index))
+            .unwrap_or(reported)
+            .to_string()
     }
 
     fn decorate(&self, response: &mut Response, ctx: &RequestContext, path: &str) {
@@ -397,21 +412,34 @@ pub fn accepts_json(headers: &HeaderMap) -> bool {
     })
 }
 
-/// poem's reasons quote Rust types; keep the message about the value.
+/// poem's reasons quote Rust types and validator syntax; say what the value must be.
 fn clean_reason(reason: &str) -> String {
-    reason.replace("failed to parse \"", "invalid \"").chars().take(200).collect()
-}
-
-/// `/v1/posts/:id` (poem's router syntax) → `/v1/posts/{id}` (the spec's).
-fn route_template(pattern: &str) -> String {
-    pattern
-        .split('/')
-        .map(|segment| match segment.strip_prefix(':') {
-            Some(name) => format!("{{{name}}}"),
-            None => segment.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+    let bound = |prefix: &str| {
+        reason
+            .split_once(prefix)
+            .and_then(|(_, rest)| rest.split([',', ')']).next())
+            .map(str::trim)
+            .map(str::to_string)
+    };
+    if let Some(min) = bound("minimum(") {
+        return format!("must be at least {min}");
+    }
+    if let Some(max) = bound("maximum(") {
+        return format!("must be at most {max}");
+    }
+    if reason.contains("uuid") {
+        return "must be a UUID".into();
+    }
+    if reason.contains("failed to parse") || reason.contains("expected") {
+        return reason
+            .rsplit(": ")
+            .next()
+            .unwrap_or(reason)
+            .chars()
+            .take(200)
+            .collect();
+    }
+    reason.chars().take(200).collect()
 }
 
 /// gzip when the client accepts it and the body is large enough to gain from it.
@@ -521,9 +549,10 @@ mod tests {
     }
 
     #[test]
-    fn route_templates_use_the_spec_syntax() {
-        assert_eq!(route_template("/v1/posts/:id"), "/v1/posts/{id}");
-        assert_eq!(route_template("/v1/posts"), "/v1/posts");
+    fn parameter_reasons_say_what_the_value_must_be() {
+        assert_eq!(clean_reason("verification failed. minimum(1, exclusive: false)"), "must be at least 1");
+        assert_eq!(clean_reason("verification failed. maximum(100, exclusive: false)"), "must be at most 100");
+        assert_eq!(clean_reason("failed to parse \"string_uuid\": invalid length: found 3"), "must be a UUID");
     }
 
     #[test]

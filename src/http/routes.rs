@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 pub struct AllowedMethods {
-    /// (path template split into segments, allowed methods upper-case, comma-separated)
-    templates: Vec<(Vec<String>, String)>,
+    /// (path template, its segments, allowed methods upper-case and comma-separated)
+    templates: Vec<(String, Vec<String>, String)>,
 }
 
 impl AllowedMethods {
@@ -28,7 +28,7 @@ impl AllowedMethods {
                     methods.push("HEAD".into());
                 }
                 methods.sort();
-                templates.push((split(path), methods.join(", ")));
+                templates.push((path.clone(), split(path), methods.join(", ")));
             }
         }
         Self { templates }
@@ -36,16 +36,36 @@ impl AllowedMethods {
 
     /// The `Allow` value for a concrete request path, if the spec knows the path.
     pub fn for_path(&self, path: &str) -> Option<String> {
+        self.matching(path).map(|(_, _, methods)| methods.clone())
+    }
+
+    /// The spec's template for a concrete path (`/v1/posts/{id}`): the route label of logs and
+    /// metrics.
+    pub fn template_for(&self, path: &str) -> Option<&str> {
+        self.matching(path).map(|(template, _, _)| template.as_str())
+    }
+
+    /// The name of the `index`-th path parameter of the template matching `path`.
+    pub fn param_name(&self, path: &str, index: usize) -> Option<&str> {
+        let (_, segments, _) = self.matching(path)?;
+        segments
+            .iter()
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .nth(index)
+    }
+
+    fn matching(&self, path: &str) -> Option<&(String, Vec<String>, String)> {
         let segments = split(path);
+        // Literal segments beat parameters (`/v1/users/me` over `/v1/users/{id}`).
         self.templates
             .iter()
-            .find(|(template, _)| {
+            .filter(|(_, template, _)| {
                 template.len() == segments.len()
                     && template.iter().zip(&segments).all(|(t, s)| {
                         (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
                     })
             })
-            .map(|(_, methods)| methods.clone())
+            .min_by_key(|(_, template, _)| template.iter().filter(|t| t.starts_with('{')).count())
     }
 }
 
@@ -70,5 +90,7 @@ mod tests {
         assert_eq!(allowed.for_path("/v1/posts").as_deref(), Some("GET, HEAD, POST"));
         assert_eq!(allowed.for_path("/v1/posts/abc").as_deref(), Some("DELETE, GET, HEAD, PATCH"));
         assert_eq!(allowed.for_path("/v1/nothing"), None);
+        assert_eq!(allowed.template_for("/v1/posts/abc"), Some("/v1/posts/{id}"));
+        assert_eq!(allowed.param_name("/v1/posts/abc", 0), Some("id"));
     }
 }

@@ -1,0 +1,16 @@
+//! Integration tests: the real app on a random port, a fresh PostgreSQL database per test, real
+//! Redis where a test needs it, HTTP in between. One binary, one module per area.
+
+mod airports;
+mod auth;
+mod authorization;
+mod cache;
+mod concurrency;
+mod errors;
+mod idempotency;
+mod operations;
+mod posts;
+mod rate_limits;
+mod spec;
+mod support;
+mod users;
