@@ -1,4 +1,4 @@
-//! `airports` queries, ordered by code; writes are conditional on the version checked.
+//! `airports` queries, ordered by code. Writers lock the row first (`lock`).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -11,6 +11,17 @@ pub async fn find(conn: &mut AsyncPgConnection, code: &str) -> AppResult<Option<
     Ok(airports::table
         .find(code)
         .select(AirportRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The row, locked until the transaction ends.
+pub async fn lock(conn: &mut AsyncPgConnection, code: &str) -> AppResult<Option<AirportRow>> {
+    Ok(airports::table
+        .find(code)
+        .select(AirportRow::as_select())
+        .for_no_key_update()
         .first(conn)
         .await
         .optional()?)
@@ -39,16 +50,15 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: NewAirportRow<'_>) -> App
         .optional()?)
 }
 
-/// Sets both updatable fields if the row is still at `version`.
+/// Sets both updatable fields of a row the caller has locked.
 pub async fn replace(
     conn: &mut AsyncPgConnection,
     code: &str,
-    version: i64,
     runways: i32,
     takeoffs_per_hour: Option<i32>,
     now: DateTime<Utc>,
-) -> AppResult<Option<AirportRow>> {
-    Ok(diesel::update(airports::table.filter(airports::code.eq(code)).filter(airports::version.eq(version)))
+) -> AppResult<AirportRow> {
+    Ok(diesel::update(airports::table.find(code))
         .set((
             airports::runways.eq(runways),
             airports::takeoffs_per_hour.eq(takeoffs_per_hour),
@@ -57,14 +67,13 @@ pub async fn replace(
         ))
         .returning(AirportRow::as_returning())
         .get_result(conn)
-        .await
-        .optional()?)
+        .await?)
 }
 
-pub async fn delete(conn: &mut AsyncPgConnection, code: &str, version: i64) -> AppResult<Option<AirportRow>> {
-    Ok(diesel::delete(airports::table.filter(airports::code.eq(code)).filter(airports::version.eq(version)))
+/// Deletes a row the caller has locked.
+pub async fn delete(conn: &mut AsyncPgConnection, code: &str) -> AppResult<AirportRow> {
+    Ok(diesel::delete(airports::table.find(code))
         .returning(AirportRow::as_returning())
         .get_result(conn)
-        .await
-        .optional()?)
+        .await?)
 }

@@ -2,6 +2,7 @@
 //! `If-Match` / `If-None-Match`, and `runways` required whenever an airport is created.
 
 use chrono::Utc;
+use diesel_async::AsyncConnection;
 
 use super::{
     model::{AirportCode, AirportRow, NewAirportRow},
@@ -29,9 +30,6 @@ pub struct AirportPatch {
     pub runways: Option<i32>,
     pub takeoffs_per_hour: Option<Option<i32>>,
 }
-
-/// Retries of an optimistic write before giving up (each retry means another write won).
-const MAX_WRITE_ATTEMPTS: usize = 16;
 
 pub async fn get(state: &AppState, code: &AirportCode) -> AppResult<AirportRow> {
     let mut conn = state.db.conn().await?;
@@ -83,43 +81,48 @@ async fn upsert(
     actor: &Actor,
     code: &AirportCode,
     preconditions: &Preconditions,
-    desired: impl Fn(Option<&AirportRow>) -> AppResult<(i32, Option<i32>)>,
+    desired: impl Fn(Option<&AirportRow>) -> AppResult<(i32, Option<i32>)> + Send + Sync,
 ) -> AppResult<Upserted> {
     if !actor.can(Permission::WriteAirports) {
         return Err(AppError::Forbidden);
     }
     let mut conn = state.db.conn().await?;
-    for _ in 0..MAX_WRITE_ATTEMPTS {
-        let now = Utc::now();
-        let current = repo::find(&mut conn, code.as_str()).await?;
-        let current_etag = current.as_ref().map(|row| etag_of(row.version, row.updated_at));
-        if !preconditions.allow(current_etag.as_deref()) {
-            return Err(AppError::PreconditionFailed);
-        }
-        let (runways, takeoffs_per_hour) = desired(current.as_ref())?;
-        match current {
-            None => {
-                let new = NewAirportRow {
-                    code: code.as_str(),
-                    runways,
-                    takeoffs_per_hour,
-                    created_at: now,
-                    updated_at: now,
-                };
-                if let Some(row) = repo::insert(&mut conn, new).await? {
-                    return Ok(Upserted::Created(row));
+    // Twice at most: if a concurrent request creates the airport between our look and our
+    // insert, the second round finds (and locks) it.
+    for _ in 0..2 {
+        let outcome = conn
+            .transaction::<_, AppError, _>(async |conn| {
+                let now = Utc::now();
+                let current = repo::lock(conn, code.as_str()).await?;
+                let current_etag = current.as_ref().map(|row| etag_of(row.version, row.updated_at));
+                if !preconditions.allow(current_etag.as_deref()) {
+                    return Err(AppError::PreconditionFailed);
                 }
-            }
-            Some(row) if row.runways == runways && row.takeoffs_per_hour == takeoffs_per_hour => {
-                return Ok(Upserted::Updated(row));
-            }
-            Some(row) => {
-                if let Some(row) =
-                    repo::replace(&mut conn, code.as_str(), row.version, runways, takeoffs_per_hour, now).await?
-                {
-                    return Ok(Upserted::Updated(row));
-                }
-            }
+                let (runways, takeoffs_per_hour) = desired(current.as_ref())?;
+                Ok(match current {
+                    None => repo::insert(
+                        conn,
+                        NewAirportRow {
+                            code: code.as_str(),
+                            runways,
+                            takeoffs_per_hour,
+                            created_at: now,
+                            updated_at: now,
+                        },
+                    )
+                    .await?
+                    .map(Upserted::Created),
+                    Some(row) if row.runways == runways && row.takeoffs_per_hour == takeoffs_per_hour => {
+                        Some(Upserted::Updated(row))
+                    }
+                    Some(_) => Some(Upserted::Updated(
+                        repo::replace(conn, code.as_str(), runways, takeoffs_per_hour, now).await?,
+                    )),
+                })
+            })
+            .await?;
+        if let Some(outcome) = outcome {
+            return Ok(outcome);
         }
     }
     Err(AppError::Conflict("The airport is being changed by others; retry."))
@@ -136,16 +139,14 @@ pub async fn delete(
         return Err(AppError::Forbidden);
     }
     let mut conn = state.db.conn().await?;
-    for _ in 0..MAX_WRITE_ATTEMPTS {
-        let Some(current) = repo::find(&mut conn, code.as_str()).await? else {
+    conn.transaction::<_, AppError, _>(async |conn| {
+        let Some(current) = repo::lock(conn, code.as_str()).await? else {
             return Ok(None);
         };
         if !preconditions.allow(Some(&etag_of(current.version, current.updated_at))) {
             return Err(AppError::PreconditionFailed);
         }
-        if let Some(row) = repo::delete(&mut conn, code.as_str(), current.version).await? {
-            return Ok(Some(row));
-        }
-    }
-    Err(AppError::Conflict("The airport is being changed by others; retry."))
+        Ok(Some(repo::delete(conn, code.as_str()).await?))
+    })
+    .await
 }

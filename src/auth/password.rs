@@ -2,7 +2,10 @@
 //! always on the blocking pool and never more at once than `PASSWORD_HASH_CONCURRENCY`, so a
 //! login flood queues here instead of stalling the async workers that serve everything else.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
 use tokio::sync::{OnceCell, Semaphore};
@@ -15,6 +18,7 @@ pub struct PasswordHasher {
     /// Hash of a random password: unknown emails are verified against it so that a login's
     /// timing does not reveal whether the account exists.
     dummy_hash: Arc<OnceCell<String>>,
+    verifications: Arc<AtomicU64>,
 }
 
 impl PasswordHasher {
@@ -22,6 +26,7 @@ impl PasswordHasher {
         Self {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy_hash: Arc::new(OnceCell::new()),
+            verifications: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -39,7 +44,14 @@ impl PasswordHasher {
         };
         let password = password.to_owned();
         let matches = self.blocking(move || verify_now(&password, &hash)).await?;
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         Ok(real && matches)
+    }
+
+    /// How many verifications ran (real or dummy): the same count for every failed login is
+    /// what keeps unknown emails from answering faster.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     async fn dummy_hash(&self) -> Result<String, AppError> {

@@ -49,6 +49,21 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<(P
         .optional()?)
 }
 
+/// The row, locked until the transaction ends (writers of one post queue here, in order).
+pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<PostRow>> {
+    Ok(posts::table
+        .find(id)
+        .select(PostRow::as_select())
+        .for_no_key_update()
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+pub async fn author_username(conn: &mut AsyncPgConnection, author_id: Uuid) -> AppResult<String> {
+    Ok(users::table.find(author_id).select(users::username).first(conn).await?)
+}
+
 pub async fn list(conn: &mut AsyncPgConnection, q: &ListQuery) -> AppResult<Vec<(PostRow, String)>> {
     let mut query = posts::table
         .inner_join(users::table)
@@ -86,15 +101,14 @@ pub struct PostChanges {
     pub published: Option<bool>,
 }
 
-/// Applies `changes` if the row is still at `version`; bumps the version.
+/// Applies `changes` to a row the caller has locked; bumps the version.
 pub async fn update(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-    version: i64,
     changes: &PostChanges,
     now: DateTime<Utc>,
-) -> AppResult<Option<PostRow>> {
-    Ok(diesel::update(posts::table.filter(posts::id.eq(id)).filter(posts::version.eq(version)))
+) -> AppResult<PostRow> {
+    Ok(diesel::update(posts::table.find(id))
         .set((
             changes,
             posts::version.eq(posts::version + 1),
@@ -102,17 +116,15 @@ pub async fn update(
         ))
         .returning(PostRow::as_returning())
         .get_result(conn)
-        .await
-        .optional()?)
+        .await?)
 }
 
-/// Deletes the row if it is still at `version`.
-pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid, version: i64) -> AppResult<Option<PostRow>> {
-    Ok(diesel::delete(posts::table.filter(posts::id.eq(id)).filter(posts::version.eq(version)))
+/// Deletes a row the caller has locked.
+pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<PostRow> {
+    Ok(diesel::delete(posts::table.find(id))
         .returning(PostRow::as_returning())
         .get_result(conn)
-        .await
-        .optional()?)
+        .await?)
 }
 
 /// How many posts exist (the seed's progress and idempotence).

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use chrono::Utc;
+use diesel_async::AsyncConnection;
 use uuid::Uuid;
 
 use super::{
@@ -226,9 +227,16 @@ pub struct PostPatch {
     pub published: Option<bool>,
 }
 
-/// Retries of an optimistic write before giving up (each retry means another write won).
-const MAX_WRITE_ATTEMPTS: usize = 16;
+/// What a locked write did, for the cache invalidation after the commit.
+struct Written {
+    post: Post,
+    version: i64,
+    changed: bool,
+    was_published: bool,
+}
 
+/// Merge-patch by the author, a MODERATOR or an ADMIN. The row is locked for the duration, so
+/// concurrent writers queue and each checks `If-Match` against the version before it.
 pub async fn patch(
     state: &AppState,
     actor: &Actor,
@@ -243,32 +251,41 @@ pub async fn patch(
     };
     let is_empty = changes.title.is_none() && changes.content.is_none() && changes.published.is_none();
     let mut conn = state.db.conn().await?;
-    for _ in 0..MAX_WRITE_ATTEMPTS {
-        let (current, username) = repo::find(&mut conn, id)
-            .await?
-            .filter(|(row, _)| visible(Some(actor), row))
-            .ok_or(AppError::NotFound(Resource::Post))?;
-        if !actor.owns_or_can(current.author_id, Permission::EditAnyPost) {
-            return Err(AppError::Forbidden);
-        }
-        if !preconditions.allow(Some(&etag_of(current.version, current.updated_at))) {
-            return Err(AppError::PreconditionFailed);
-        }
-        if is_empty {
-            return Ok(Post::new(current, username));
-        }
-        // Only the row at the version we checked is changed: a concurrent writer makes this
-        // match nothing, and the next round re-checks the precondition against its result.
-        if let Some(updated) = repo::update(&mut conn, id, current.version, &changes, Utc::now()).await? {
-            drop(conn);
-            state.cache.invalidate_post(id, updated.version).await;
-            if current.published || updated.published {
-                state.cache.invalidate_lists().await;
+    let written = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let current = repo::lock(conn, id)
+                .await?
+                .filter(|row| visible(Some(actor), row))
+                .ok_or(AppError::NotFound(Resource::Post))?;
+            if !actor.owns_or_can(current.author_id, Permission::EditAnyPost) {
+                return Err(AppError::Forbidden);
             }
-            return Ok(Post::new(updated, username));
+            if !preconditions.allow(Some(&etag_of(current.version, current.updated_at))) {
+                return Err(AppError::PreconditionFailed);
+            }
+            let username = repo::author_username(conn, current.author_id).await?;
+            let was_published = current.published;
+            let (row, changed) = if is_empty {
+                (current, false)
+            } else {
+                (repo::update(conn, id, &changes, Utc::now()).await?, true)
+            };
+            Ok(Written {
+                version: row.version,
+                post: Post::new(row, username),
+                changed,
+                was_published,
+            })
+        })
+        .await?;
+    drop(conn);
+    if written.changed {
+        state.cache.invalidate_post(id, written.version).await;
+        if written.was_published || written.post.published {
+            state.cache.invalidate_lists().await;
         }
     }
-    Err(AppError::Conflict("The post is being changed by others; retry."))
+    Ok(written.post)
 }
 
 /// `None` when there is nothing (visible to the caller) to delete.
@@ -279,27 +296,28 @@ pub async fn delete(
     preconditions: &Preconditions,
 ) -> AppResult<Option<Post>> {
     let mut conn = state.db.conn().await?;
-    for _ in 0..MAX_WRITE_ATTEMPTS {
-        let Some((current, username)) = repo::find(&mut conn, id)
-            .await?
-            .filter(|(row, _)| visible(Some(actor), row))
-        else {
-            return Ok(None);
-        };
-        if !actor.owns_or_can(current.author_id, Permission::DeleteAnyPost) {
-            return Err(AppError::Forbidden);
-        }
-        if !preconditions.allow(Some(&etag_of(current.version, current.updated_at))) {
-            return Err(AppError::PreconditionFailed);
-        }
-        if let Some(deleted) = repo::delete(&mut conn, id, current.version).await? {
-            drop(conn);
-            state.cache.invalidate_post(id, i64::MAX).await;
-            if deleted.published {
-                state.cache.invalidate_lists().await;
+    let deleted = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let Some(current) = repo::lock(conn, id).await?.filter(|row| visible(Some(actor), row)) else {
+                return Ok(None);
+            };
+            if !actor.owns_or_can(current.author_id, Permission::DeleteAnyPost) {
+                return Err(AppError::Forbidden);
             }
-            return Ok(Some(Post::new(deleted, username)));
+            if !preconditions.allow(Some(&etag_of(current.version, current.updated_at))) {
+                return Err(AppError::PreconditionFailed);
+            }
+            let username = repo::author_username(conn, current.author_id).await?;
+            let row = repo::delete(conn, id).await?;
+            Ok(Some(Post::new(row, username)))
+        })
+        .await?;
+    drop(conn);
+    if let Some(post) = &deleted {
+        state.cache.invalidate_post(id, i64::MAX).await;
+        if post.published {
+            state.cache.invalidate_lists().await;
         }
     }
-    Err(AppError::Conflict("The post is being changed by others; retry."))
+    Ok(deleted)
 }

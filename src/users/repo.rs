@@ -36,6 +36,17 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<Us
         .optional()?)
 }
 
+/// The row, locked until the transaction ends.
+pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<UserRow>> {
+    Ok(users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .for_no_key_update()
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 /// Case-insensitive, served by the `lower(email)` unique index.
 pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> AppResult<Option<UserRow>> {
     Ok(users::table
@@ -81,15 +92,14 @@ pub struct UserChanges {
     pub is_active: Option<bool>,
 }
 
-/// Applies `changes` if the row is still at `version`; bumps the version.
+/// Applies `changes` to a row the caller has locked; bumps the version.
 pub async fn update(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-    version: i64,
     changes: &UserChanges,
     now: DateTime<Utc>,
-) -> AppResult<Option<UserRow>> {
-    Ok(diesel::update(users::table.filter(users::id.eq(id)).filter(users::version.eq(version)))
+) -> AppResult<UserRow> {
+    Ok(diesel::update(users::table.find(id))
         .set((
             changes,
             users::version.eq(users::version + 1),
@@ -97,6 +107,5 @@ pub async fn update(
         ))
         .returning(UserRow::as_returning())
         .get_result(conn)
-        .await
-        .optional()?)
+        .await?)
 }

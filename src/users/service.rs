@@ -82,43 +82,33 @@ pub async fn patch(
     {
         return Err(AppError::Conflict("An administrator cannot demote or deactivate themself."));
     }
-    let mut conn = state.db.conn().await?;
     let changes = UserChanges {
         first_name: patch.first_name.clone(),
         last_name: patch.last_name.clone(),
         role: patch.role.map(Role::as_str),
         is_active: patch.is_active,
     };
-    // Optimistic: write only if the row is still the version we checked; if another write
-    // slipped in, check again against the new version.
-    loop {
-        let Some(current) = repo::find(&mut conn, id).await? else {
-            return Err(AppError::NotFound(Resource::User));
-        };
-        if !preconditions.allow(Some(&etag_of(current.version, current.updated_at))) {
-            return Err(AppError::PreconditionFailed);
-        }
-        if patch.is_empty() {
-            return Ok(current);
-        }
-        let deactivating = patch.is_active == Some(false) && current.is_active;
-        let version = current.version;
-        let changes = &changes;
-        let updated = conn
-            .transaction::<_, AppError, _>(async |conn| {
-                let now = Utc::now();
-                let updated = repo::update(conn, id, version, changes, now).await?;
-                if updated.is_some() && deactivating {
-                    tokens_repo::revoke_all_of_user(conn, id, now).await?;
-                }
-                Ok(updated)
-            })
-            .await?;
-        if let Some(user) = updated {
-            if deactivating {
-                tracing::info!(event = "users.deactivated", user.id = %id, by = %actor.id, "account deactivated; refresh tokens revoked");
+    let mut conn = state.db.conn().await?;
+    let (user, deactivated) = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let current = repo::lock(conn, id).await?.ok_or(AppError::NotFound(Resource::User))?;
+            if !preconditions.allow(Some(&etag_of(current.version, current.updated_at))) {
+                return Err(AppError::PreconditionFailed);
             }
-            return Ok(user);
-        }
+            if patch.is_empty() {
+                return Ok((current, false));
+            }
+            let now = Utc::now();
+            let deactivating = patch.is_active == Some(false) && current.is_active;
+            let updated = repo::update(conn, id, &changes, now).await?;
+            if deactivating {
+                tokens_repo::revoke_all_of_user(conn, id, now).await?;
+            }
+            Ok((updated, deactivating))
+        })
+        .await?;
+    if deactivated {
+        tracing::info!(event = "users.deactivated", user.id = %id, by = %actor.id, "account deactivated; refresh tokens revoked");
     }
+    Ok(user)
 }

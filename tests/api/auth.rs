@@ -160,32 +160,29 @@ async fn the_refresh_cookie_is_secure_in_production() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn wrong_password_and_unknown_email_get_the_same_answer_in_about_the_same_time() {
+async fn wrong_password_and_unknown_email_get_the_same_answer_after_the_same_work() {
     let app = TestApp::spawn().await;
     let user = app.user(Role::User).await;
-    let mut wrong = Vec::new();
-    let mut unknown = Vec::new();
     let mut bodies = Vec::new();
-    for i in 0..3 {
-        let started = Instant::now();
-        let response = login(&app, &user.email, "wrong-password").await;
-        wrong.push(started.elapsed());
+    for email in [user.email.clone(), "nobody@example.com".to_string()] {
+        let before = app.state.passwords.verifications();
+        let response = login(&app, &email, "wrong-password").await;
         let mut body = assert_problem(response, 401, "INVALID_CREDENTIALS").await;
-        body["requestId"] = Value::Null;
-        bodies.push(body);
-        let started = Instant::now();
-        let response = login(&app, &format!("nobody{i}@example.com"), "wrong-password").await;
-        unknown.push(started.elapsed());
-        let mut body = assert_problem(response, 401, "INVALID_CREDENTIALS").await;
+        // An unknown email is verified against a dummy hash: one argon2 run either way, so the
+        // answer takes as long as for a wrong password.
+        assert_eq!(app.state.passwords.verifications(), before + 1, "{email}");
         body["requestId"] = Value::Null;
         bodies.push(body);
     }
-    assert!(bodies.windows(2).all(|w| w[0]["detail"] == w[1]["detail"] && w[0]["title"] == w[1]["title"]));
-    wrong.sort();
-    unknown.sort();
-    let (w, u) = (wrong[1].as_secs_f64(), unknown[1].as_secs_f64());
-    // Both pay for an argon2 verification; an unknown email is not answered early.
-    assert!(u > w / 3.0 && u < w * 3.0, "wrong password {w:.4}s vs unknown email {u:.4}s");
+    assert_eq!(bodies[0], bodies[1], "indistinguishable answers");
+    // And timing, loosely (the precise comparison is scripts/bench's job).
+    let mut times = Vec::new();
+    for email in [user.email.clone(), "nobody@example.com".to_string()] {
+        let started = Instant::now();
+        login(&app, &email, "wrong-password").await;
+        times.push(started.elapsed().as_secs_f64());
+    }
+    assert!(times[1] > times[0] / 10.0, "unknown email answered suspiciously fast: {times:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,1 +1,145 @@
-//! placeholder
+//! The authorization matrix: for every operation of the generated spec, the status each kind of
+//! caller gets. A new operation without a row here fails `every_operation_has_a_row`.
+
+use herald::auth::rbac::Role;
+use serde_json::{Value, json};
+
+use crate::support::{PASSWORD, TestApp, TestUser};
+
+/// Expected status for: anonymous, USER, MODERATOR, ADMIN. The fixture is a published post and
+/// an airport owned by someone else, and another USER account.
+const MATRIX: &[(&str, &str, [u16; 4])] = &[
+    ("GET", "/health", [200, 200, 200, 200]),
+    ("GET", "/health/live", [200, 200, 200, 200]),
+    ("GET", "/health/ready", [200, 200, 200, 200]),
+    ("POST", "/v1/auth/register", [201, 201, 201, 201]),
+    ("POST", "/v1/auth/login", [200, 200, 200, 200]),
+    ("POST", "/v1/auth/refresh", [200, 200, 200, 200]),
+    ("POST", "/v1/auth/logout", [401, 204, 204, 204]),
+    ("GET", "/v1/users/me", [401, 200, 200, 200]),
+    ("GET", "/v1/users", [401, 403, 403, 200]),
+    ("GET", "/v1/users/{id}", [401, 403, 403, 200]),
+    ("PATCH", "/v1/users/{id}", [401, 403, 403, 200]),
+    ("GET", "/v1/posts", [200, 200, 200, 200]),
+    ("POST", "/v1/posts", [401, 201, 201, 201]),
+    ("GET", "/v1/posts/{id}", [200, 200, 200, 200]),
+    ("PATCH", "/v1/posts/{id}", [401, 403, 200, 200]),
+    ("DELETE", "/v1/posts/{id}", [401, 403, 200, 200]),
+    ("GET", "/v1/airports", [200, 200, 200, 200]),
+    ("GET", "/v1/airports/{code}", [200, 200, 200, 200]),
+    ("PUT", "/v1/airports/{code}", [401, 403, 403, 200]),
+    ("PATCH", "/v1/airports/{code}", [401, 403, 403, 200]),
+    ("DELETE", "/v1/airports/{code}", [401, 403, 403, 200]),
+];
+
+fn spec_operations() -> Vec<(String, String)> {
+    let spec = herald::http::spec::document();
+    let mut operations = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            operations.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    operations.sort();
+    operations
+}
+
+#[test]
+fn every_operation_has_a_row_and_every_row_an_operation() {
+    let mut rows: Vec<(String, String)> = MATRIX.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    rows.sort();
+    let operations = spec_operations();
+    let missing: Vec<_> = operations.iter().filter(|op| !rows.contains(op)).collect();
+    assert!(missing.is_empty(), "operations without an authorization row: {missing:?}");
+    let stale: Vec<_> = rows.iter().filter(|row| !operations.contains(row)).collect();
+    assert!(stale.is_empty(), "rows for operations the spec does not have: {stale:?}");
+}
+
+/// What one caller's requests act on (fresh per caller, since some requests change it).
+struct Fixture {
+    post: String,
+    airport: String,
+    target: TestUser,
+}
+
+async fn fixture(app: &TestApp, admin: &TestUser, n: usize) -> Fixture {
+    let owner = app.user(Role::User).await;
+    let post = app.create_post(&owner, &format!("Fixture post {n}"), true).await;
+    let airport = format!("AA{}", (b'A' + n as u8) as char);
+    let response = app
+        .put(&format!("/v1/airports/{airport}"))
+        .bearer_auth(&admin.token)
+        .json(&json!({"runways": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    Fixture {
+        post: post["id"].as_str().unwrap().to_string(),
+        airport,
+        target: app.user(Role::User).await,
+    }
+}
+
+async fn request(app: &TestApp, method: &str, template: &str, fixture: &Fixture, n: usize) -> reqwest::RequestBuilder {
+    let user_path = format!("/v1/users/{}", fixture.target.id);
+    let post_path = format!("/v1/posts/{}", fixture.post);
+    let airport_path = format!("/v1/airports/{}", fixture.airport);
+    match (method, template) {
+        ("GET", "/v1/users/{id}") => app.get(&user_path),
+        ("PATCH", "/v1/users/{id}") => app.patch(&user_path).body(r#"{"firstName": "Renamed"}"#),
+        ("GET", "/v1/posts/{id}") => app.get(&post_path),
+        ("PATCH", "/v1/posts/{id}") => app.patch(&post_path).body(r#"{"title": "Changed title"}"#),
+        ("DELETE", "/v1/posts/{id}") => app.delete(&post_path),
+        ("GET", "/v1/airports/{code}") => app.get(&airport_path),
+        ("PUT", "/v1/airports/{code}") => app.put(&airport_path).json(&json!({"runways": 3})),
+        ("PATCH", "/v1/airports/{code}") => app.patch(&airport_path).body(r#"{"runways": 4}"#),
+        ("DELETE", "/v1/airports/{code}") => app.delete(&airport_path),
+        ("POST", "/v1/auth/register") => app.post(template).json(&json!({
+            "email": format!("matrix{n}@example.com"), "username": format!("matrix_{n}"), "password": "12345678"
+        })),
+        ("POST", "/v1/auth/login") => app.post(template).json(&json!({"email": fixture.target.email, "password": PASSWORD})),
+        ("POST", "/v1/auth/refresh") => {
+            let session: Value = app
+                .post("/v1/auth/login")
+                .json(&json!({"email": fixture.target.email, "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            app.post(template).json(&json!({"refreshToken": session["refreshToken"]}))
+        }
+        ("POST", "/v1/posts") => app.post(template).json(&json!({"title": "Matrix post", "content": "Created by the matrix."})),
+        ("GET", _) => app.get(template),
+        ("POST", _) => app.post(template),
+        _ => panic!("no request for {method} {template}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_role_gets_the_status_the_matrix_says() {
+    let app = TestApp::spawn().await;
+    let setup_admin = app.user(Role::Admin).await;
+    let callers = [None, Some(Role::User), Some(Role::Moderator), Some(Role::Admin)];
+    let mut failures = Vec::new();
+    for (column, role) in callers.iter().enumerate() {
+        let caller = match role {
+            Some(role) => Some(app.user(*role).await),
+            None => None,
+        };
+        let fixture = fixture(&app, &setup_admin, column).await;
+        for (row, (method, template, expected)) in MATRIX.iter().enumerate() {
+            let mut builder = request(&app, method, template, &fixture, column * 100 + row).await;
+            if let Some(caller) = &caller {
+                builder = builder.bearer_auth(&caller.token);
+            }
+            let status = builder.send().await.unwrap().status().as_u16();
+            if status != expected[column] {
+                failures.push(format!("{method} {template} as {role:?}: expected {}, got {status}", expected[column]));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}

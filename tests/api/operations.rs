@@ -1,1 +1,1 @@
-//! placeholder
+//! Tests written separately.
