@@ -118,6 +118,9 @@ fn date_of(name: &str, prefix: &str) -> Option<(NaiveDate, bool)> {
 }
 
 fn tidy(dir: &Path, prefix: &str, today: NaiveDate, keep_days: u32) -> io::Result<()> {
+    // One pass at a time, so two passes never compress or delete the same file.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let oldest_kept = today - chrono::Duration::days(i64::from(keep_days) - 1);
     for entry in fs::read_dir(dir)? {
         let entry = entry?;

@@ -1,1 +1,271 @@
-//! Tests written separately.
+//! The response cache through HTTP, with real Redis: hits, misses, invalidation on every write,
+//! other instances seeing changes, and Redis going away and coming back.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use herald::auth::rbac::Role;
+use serde_json::Value;
+
+use crate::support::{Options, TestApp};
+
+async fn x_cache(app: &TestApp, path: &str) -> (String, Value) {
+    let response = app.get(path).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    let cache = response.headers()["x-cache"].to_str().unwrap().to_string();
+    (cache, response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_is_a_miss_then_a_hit_and_a_write_is_seen_at_once() {
+    let app = TestApp::with(Options::redis()).await;
+    let user = app.user(Role::User).await;
+    let post = app.create_post(&user, "Cached once", true).await;
+    let path = format!("/v1/posts/{}", post["id"].as_str().unwrap());
+    assert_eq!(x_cache(&app, &path).await.0, "MISS");
+    let (cache, body) = x_cache(&app, &path).await;
+    assert_eq!(cache, "HIT");
+    assert_eq!(body, post, "a hit is the same representation");
+    let response = app.get(&path).header("if-none-match", post["etag"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!((response.status().as_u16(), response.headers()["x-cache"].to_str().unwrap()), (304, "HIT"));
+
+    let response = app.patch(&path).bearer_auth(&user.token).body(r#"{"title": "Changed at once"}"#).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let (cache, body) = x_cache(&app, &path).await;
+    assert_eq!(cache, "MISS");
+    assert_eq!(body["title"], "Changed at once");
+    assert_eq!(x_cache(&app, &path).await.0, "HIT");
+
+    app.delete(&path).bearer_auth(&user.token).send().await.unwrap();
+    assert_eq!(app.get(&path).send().await.unwrap().status(), 404, "a deleted post is not served from cache");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_post_shows_in_the_cached_list_at_once() {
+    let app = TestApp::with(Options::redis()).await;
+    let user = app.user(Role::User).await;
+    app.create_post(&user, "First in list", true).await;
+    assert_eq!(x_cache(&app, "/v1/posts").await.0, "MISS");
+    let (cache, page) = x_cache(&app, "/v1/posts").await;
+    assert_eq!(cache, "HIT");
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+
+    app.create_post(&user, "Second in list", true).await;
+    let (cache, page) = x_cache(&app, "/v1/posts").await;
+    assert_eq!(cache, "MISS");
+    assert_eq!(page["data"][0]["title"], "Second in list");
+    // A draft changes no public page (and is never in one).
+    app.create_post(&user, "Private draft", false).await;
+    let (_, page) = x_cache(&app, "/v1/posts").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    // Pages that depend on the caller are not cached.
+    let response = app.get("/v1/posts?status=all").bearer_auth(&user.token).send().await.unwrap();
+    assert_eq!(response.headers()["x-cache"], "BYPASS");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_cache_off_everything_bypasses() {
+    let app = TestApp::with(Options::redis().env("CACHE_ENABLED", "false")).await;
+    let user = app.user(Role::User).await;
+    let post = app.create_post(&user, "Never cached", true).await;
+    let path = format!("/v1/posts/{}", post["id"].as_str().unwrap());
+    for _ in 0..2 {
+        assert_eq!(x_cache(&app, &path).await.0, "BYPASS");
+        assert_eq!(x_cache(&app, "/v1/posts").await.0, "BYPASS");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_redis_the_in_process_cache_works_alone() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User).await;
+    let post = app.create_post(&user, "Local cache", true).await;
+    let path = format!("/v1/posts/{}", post["id"].as_str().unwrap());
+    assert_eq!(x_cache(&app, &path).await.0, "MISS");
+    assert_eq!(x_cache(&app, &path).await.0, "HIT");
+    app.patch(&path).bearer_auth(&user.token).body(r#"{"title": "Locally changed"}"#).send().await.unwrap();
+    assert_eq!(x_cache(&app, &path).await.1["title"], "Locally changed");
+    let health: Value = app.get("/health").send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["services"]["cache"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_instance_sees_a_change_within_a_second() {
+    let a = TestApp::with(Options::redis()).await;
+    let b = a.sibling(true).await;
+    let user = a.user(Role::User).await;
+    let post = a.create_post(&user, "Shared across instances", true).await;
+    let path = format!("/v1/posts/{}", post["id"].as_str().unwrap());
+    // Warm both instances (B reads it through Redis into its own tier).
+    x_cache(&a, &path).await;
+    x_cache(&b, &path).await;
+    assert_eq!(x_cache(&b, &path).await.0, "HIT");
+    x_cache(&b, "/v1/posts").await;
+
+    let response = a.patch(&path).bearer_auth(&user.token).body(r#"{"title": "Changed on A"}"#).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    a.create_post(&user, "Created on A", true).await;
+    let started = Instant::now();
+    loop {
+        let (_, body) = x_cache(&b, &path).await;
+        let (_, page) = x_cache(&b, "/v1/posts").await;
+        if body["title"] == "Changed on A" && page["data"][0]["title"] == "Created on A" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "B still serves stale data after 1 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("instance B saw A's writes after {:?}", started.elapsed());
+}
+
+/// A private redis-server on a free port, killed and restarted by the test.
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        let this = Self { port, child: Some(child) };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(5), "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        this
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_dying_under_load_costs_no_errors_and_the_cache_comes_back() {
+    let port = free_port();
+    let mut redis = PrivateRedis::start(port);
+    let app = TestApp::with(Options {
+        redis: true,
+        redis_url: Some(redis.url()),
+        env: vec![("REDIS_TIMEOUT".into(), "50ms".into()), ("RATE_LIMIT_GLOBAL".into(), "100000/1m".into())],
+        ..Options::default()
+    })
+    .await;
+    let user = app.user(Role::User).await;
+    let post = app.create_post(&user, "Survives Redis", true).await;
+    let path = format!("/v1/posts/{}", post["id"].as_str().unwrap());
+    x_cache(&app, &path).await;
+    assert_eq!(x_cache(&app, &path).await.0, "HIT");
+
+    // Concurrent readers and a writer while Redis is killed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for worker in 0..4 {
+        let (client, url, list, token, stop) = (
+            app.client.clone(),
+            app.url(&path),
+            app.url("/v1/posts"),
+            user.token.clone(),
+            stop.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            let mut slowest = Duration::ZERO;
+            let mut count = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = Instant::now();
+                let response = if worker == 0 && count % 5 == 0 {
+                    client
+                        .patch(&url)
+                        .bearer_auth(&token)
+                        .header("content-type", "application/merge-patch+json")
+                        .body(format!(r#"{{"content": "Written during the outage {count}"}}"#))
+                        .send()
+                        .await
+                } else if count % 2 == 0 {
+                    client.get(&list).send().await
+                } else {
+                    client.get(&url).send().await
+                }
+                .expect("request");
+                let status = response.status();
+                assert!(!status.is_server_error(), "{status} during a Redis outage");
+                slowest = slowest.max(started.elapsed());
+                count += 1;
+            }
+            (count, slowest)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let health: Value = app.get("/health").send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["services"]["cache"], "degraded");
+    assert_eq!(health["status"], "healthy");
+    let (cache, _) = x_cache(&app, &path).await;
+    assert_eq!(cache, "BYPASS");
+
+    let _redis = PrivateRedis::start(port);
+    let restarted = Instant::now();
+    loop {
+        let (cache, body) = x_cache(&app, &path).await;
+        if cache == "HIT" {
+            assert!(body["content"].as_str().unwrap().starts_with("Written during the outage"), "{body}");
+            break;
+        }
+        assert!(restarted.elapsed() < Duration::from_secs(5), "no cache hit 5 s after Redis returned");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let recovered = restarted.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut requests = 0;
+    for worker in load {
+        let (count, slowest) = worker.await.unwrap();
+        requests += count;
+        assert!(slowest < Duration::from_secs(1), "a request took {slowest:?}");
+    }
+    let health: Value = app.get("/health").send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["services"]["cache"], "ok");
+    eprintln!("{requests} requests across the outage, none failed; cache hits again {recovered:?} after restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_redis_at_start_up_degrades_but_serves() {
+    let app = TestApp::with(Options {
+        redis: true,
+        redis_url: Some(format!("redis://127.0.0.1:{}", free_port())),
+        ..Options::default()
+    })
+    .await;
+    let user = app.user(Role::User).await;
+    let post = app.create_post(&user, "No Redis at all", true).await;
+    let path = format!("/v1/posts/{}", post["id"].as_str().unwrap());
+    assert_eq!(x_cache(&app, &path).await.0, "BYPASS");
+    let response = app.get("/health").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let health: Value = response.json().await.unwrap();
+    assert_eq!(health["services"], serde_json::json!({"database": "ok", "cache": "degraded"}));
+}
