@@ -14,7 +14,7 @@ pub mod ratelimit;
 pub mod redis;
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -73,7 +73,8 @@ pub enum CacheHealth {
 /// they are, or until every entry they concern has expired (`overflowed`).
 #[derive(Default)]
 struct Pending {
-    posts: HashSet<Uuid>,
+    /// Post id → its version after the write.
+    posts: HashMap<Uuid, i64>,
     lists: bool,
     overflowed_until: Option<Instant>,
 }
@@ -205,11 +206,8 @@ impl Cache {
         let Some(redis) = &self.inner.redis else {
             return (None, CacheStatus::Miss, token);
         };
-        let key = redis.key(&format!("post:{id}"));
         let found: Option<Option<Vec<u8>>> = redis
-            .run("cache.get_post", |mut c| async move {
-                ::redis::cmd("GET").arg(key).query_async(&mut c).await
-            })
+            .cmd("cache.get_post", ::redis::cmd("GET").arg(redis.key(&format!("post:{id}"))))
             .await;
         match found {
             None => (None, CacheStatus::Bypass, token),
@@ -266,7 +264,8 @@ impl Cache {
             .await;
         if !delivered {
             self.remember(|p| {
-                p.posts.insert(id);
+                let version = p.posts.entry(id).or_insert(new_version);
+                *version = (*version).max(new_version);
             });
         }
     }
@@ -283,19 +282,10 @@ impl Cache {
         let channel = publish.map(|_| redis.key(CHANNEL)).unwrap_or_default();
         let message = publish.unwrap_or_default().to_string();
         let ttl_ms = self.inner.ttl_post.as_millis() as u64;
-        let script = &self.inner.scripts.put_versioned;
+        let mut invocation = self.inner.scripts.put_versioned.key(key);
+        invocation.arg(version).arg(value).arg(ttl_ms).arg(channel).arg(message);
         redis
-            .run("cache.put_versioned", |mut c| async move {
-                script
-                    .key(key)
-                    .arg(version)
-                    .arg(value)
-                    .arg(ttl_ms)
-                    .arg(channel)
-                    .arg(message)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
+            .script::<i64>("cache.put_versioned", &invocation)
             .await
             .is_some()
     }
@@ -316,20 +306,9 @@ impl Cache {
         let Some(redis) = &self.inner.redis else {
             return (None, CacheStatus::Miss, token);
         };
-        let generation_key = redis.key("lists:generation");
-        let page_prefix = redis.key("list:");
-        let query_arg = query.to_string();
-        let script = &self.inner.scripts.get_list;
-        let found: Option<(u64, Option<Vec<u8>>)> = redis
-            .run("cache.get_list", |mut c| async move {
-                script
-                    .key(generation_key)
-                    .arg(page_prefix)
-                    .arg(query_arg)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await;
+        let mut invocation = self.inner.scripts.get_list.key(redis.key("lists:generation"));
+        invocation.arg(redis.key("list:")).arg(query);
+        let found: Option<(u64, Option<Vec<u8>>)> = redis.script("cache.get_list", &invocation).await;
         match found {
             None => (None, CacheStatus::Bypass, token),
             Some((generation, raw)) => {
@@ -362,17 +341,9 @@ impl Cache {
             let key = redis.key(&format!("list:{}:{query}", token.generation));
             let ttl_ms = self.inner.ttl_list.as_millis() as u64;
             tokio::spawn(async move {
-                redis
-                    .run("cache.put_list", |mut c| async move {
-                        ::redis::cmd("SET")
-                            .arg(key)
-                            .arg(entry.body.as_ref())
-                            .arg("PX")
-                            .arg(ttl_ms)
-                            .query_async::<()>(&mut c)
-                            .await
-                    })
-                    .await;
+                let mut set = ::redis::cmd("SET");
+                set.arg(key).arg(entry.body.as_ref()).arg("PX").arg(ttl_ms);
+                redis.cmd::<()>("cache.put_list", &set).await;
             });
         }
     }
@@ -399,13 +370,10 @@ impl Cache {
     }
 
     async fn bump_generation(&self, redis: &Redis) -> bool {
-        let key = redis.key("lists:generation");
-        let channel = redis.key(CHANNEL);
-        let script = &self.inner.scripts.bump_generation;
+        let mut invocation = self.inner.scripts.bump_generation.key(redis.key("lists:generation"));
+        invocation.arg(redis.key(CHANNEL));
         redis
-            .run("cache.invalidate_lists", |mut c| async move {
-                script.key(key).arg(channel).invoke_async::<i64>(&mut c).await
-            })
+            .script::<i64>("cache.invalidate_lists", &invocation)
             .await
             .is_some()
     }
@@ -427,16 +395,14 @@ impl Cache {
 
     /// Delivers invalidations that Redis missed while it was down. True when none are left.
     async fn replay_pending(&self, redis: &Redis) -> bool {
-        let (posts, lists, overflowed_until) = match self.inner.pending.lock() {
-            Ok(p) => (p.posts.iter().copied().collect::<Vec<_>>(), p.lists, p.overflowed_until),
+        let (posts, lists) = match self.inner.pending.lock() {
+            Ok(p) => (p.posts.iter().map(|(id, v)| (*id, *v)).collect::<Vec<_>>(), p.lists),
             Err(_) => return false,
         };
-        for id in &posts {
+        for (id, version) in &posts {
             let message = format!("post:{id}");
-            if !self
-                .put_versioned(redis, &message, i64::MAX - 1, encode_entry(i64::MAX - 1, None), Some(&message))
-                .await
-            {
+            let tombstone = encode_entry(*version, None);
+            if !self.put_versioned(redis, &message, *version, tombstone, Some(&message)).await {
                 return false;
             }
         }
@@ -446,8 +412,11 @@ impl Cache {
         let Ok(mut pending) = self.inner.pending.lock() else {
             return false;
         };
-        for id in &posts {
-            pending.posts.remove(id);
+        for (id, version) in &posts {
+            // Only if no newer write was remembered meanwhile.
+            if pending.posts.get(id) == Some(version) {
+                pending.posts.remove(id);
+            }
         }
         if lists {
             pending.lists = false;
@@ -455,7 +424,6 @@ impl Cache {
         if pending.overflowed_until.is_some_and(|until| Instant::now() >= until) {
             pending.overflowed_until = None;
         }
-        let _ = overflowed_until;
         let clear = pending.posts.is_empty() && !pending.lists && pending.overflowed_until.is_none();
         if clear {
             self.inner.has_pending.store(false, Ordering::Release);

@@ -123,17 +123,9 @@ impl RateLimiter {
     ) -> Option<(u64, u64)> {
         let key = redis.key(&format!("ratelimit:{}:{key}", bucket.name()));
         let window_ms = rule.window.as_millis() as u64;
-        let script = &self.script;
-        redis
-            .run("ratelimit.hit", |mut c| async move {
-                script
-                    .key(key)
-                    .arg(cost)
-                    .arg(window_ms)
-                    .invoke_async::<(u64, u64)>(&mut c)
-                    .await
-            })
-            .await
+        let mut invocation = self.script.key(key);
+        invocation.arg(cost).arg(window_ms);
+        redis.script("ratelimit.hit", &invocation).await
     }
 }
 

@@ -15,7 +15,7 @@ use std::{
 };
 
 use bb8_redis::{RedisConnectionManager, bb8};
-use redis::{RedisError, RedisResult, aio::MultiplexedConnection};
+use redis::{FromRedisValue, RedisError, RedisResult, aio::MultiplexedConnection};
 
 /// bb8-redis' manager never reports a connection as broken; this one does after an I/O error
 /// or a timeout, so the pool replaces it instead of handing it out again.
@@ -102,44 +102,61 @@ impl Redis {
         (state.connections, state.idle_connections)
     }
 
-    /// Runs `op` on a pooled connection within the timeout. `None` (and Redis marked down)
-    /// when Redis is down, fails or is slow; callers then fall back.
-    pub async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> Option<T>
+    /// Runs a command within the timeout. `None` (and Redis marked down) when Redis is down,
+    /// fails or is slow; callers then fall back.
+    pub async fn cmd<T: FromRedisValue>(&self, what: &'static str, cmd: &redis::Cmd) -> Option<T> {
+        self.run(what, |mut conn| async move { cmd.query_async(&mut conn).await }).await
+    }
+
+    /// Runs a Lua script invocation (EVALSHA, loading the script on first use) like `cmd`.
+    pub async fn script<T: FromRedisValue>(
+        &self,
+        what: &'static str,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Option<T> {
+        self.run(what, |mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await
+    }
+
+    async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> Option<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: Fn(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         if !self.is_up() {
             return None;
         }
-        let attempt = async {
-            let mut pooled = self.pool.get().await.map_err(|e| e.to_string())?;
-            // The multiplexed handle is a cheap clone of the pooled connection.
-            match op(pooled.conn.clone()).await {
-                Ok(value) => Ok(value),
-                Err(err) => {
-                    if err.is_io_error()
+        // A connection that died with a Redis restart fails at once; the pool may hold a few,
+        // so try again on another before calling Redis down.
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let attempt = async {
+                let mut pooled = self.pool.get().await.map_err(|e| (e.to_string(), false))?;
+                // The multiplexed handle is a cheap clone of the pooled connection.
+                op(pooled.conn.clone()).await.map_err(|err| {
+                    let dead = err.is_io_error()
                         || err.is_connection_dropped()
                         || err.is_unrecoverable_error()
-                        || err.is_timeout()
-                    {
-                        pooled.broken = true;
-                    }
-                    Err(err.to_string())
+                        || err.is_connection_refusal();
+                    pooled.broken |= dead || err.is_timeout();
+                    (err.to_string(), dead)
+                })
+            };
+            match tokio::time::timeout(self.timeout, attempt).await {
+                Ok(Ok(value)) => return Some(value),
+                Ok(Err((reason, true))) => last_error = reason,
+                Ok(Err((reason, false))) => {
+                    self.mark_down(what, &reason);
+                    return None;
+                }
+                Err(_) => {
+                    self.mark_down(what, "timed out");
+                    return None;
                 }
             }
-        };
-        match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(Ok(value)) => Some(value),
-            Ok(Err(reason)) => {
-                self.mark_down(what, &reason);
-                None
-            }
-            Err(_) => {
-                self.mark_down(what, "timed out");
-                None
-            }
         }
+        self.mark_down(what, &last_error);
+        None
     }
 
     fn mark_down(&self, what: &str, reason: &str) {
