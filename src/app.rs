@@ -19,8 +19,9 @@ use crate::{
     config::Settings,
     db::{self, Db},
     error::AppError,
+    housekeeping,
     http::{edge::Edge, rate_limit::RateLimit, routes::AllowedMethods, spec},
-    housekeeping, metrics,
+    metrics,
     state::{AppState, Lifecycle, Phase},
 };
 
@@ -56,8 +57,12 @@ impl Server {
 pub fn build_state(settings: Settings) -> Result<AppState, AppError> {
     let redis = match &settings.redis_url {
         Some(url) => Some(
-            Redis::new(url.expose(), settings.redis_timeout, &settings.redis_key_prefix)
-                .map_err(|e| AppError::internal(format!("REDIS_URL: {e}")))?,
+            Redis::new(
+                url.expose(),
+                settings.redis_timeout,
+                &settings.redis_key_prefix,
+            )
+            .map_err(|e| AppError::internal(format!("REDIS_URL: {e}")))?,
         ),
         None => None,
     };
@@ -107,7 +112,10 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at(
             "/metrics",
             poem::endpoint::make(|req: poem::Request| async move {
-                let body = req.data::<AppState>().map(metrics::render).unwrap_or_default();
+                let body = req
+                    .data::<AppState>()
+                    .map(metrics::render)
+                    .unwrap_or_default();
                 Response::builder()
                     .content_type("text/plain; version=0.0.4")
                     .body(body)
@@ -146,7 +154,10 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         route = route.with(cors).boxed();
     }
     route
-        .with(Edge { state: state.clone(), allowed })
+        .with(Edge {
+            state: state.clone(),
+            allowed,
+        })
         .data(state)
         .map_to_response()
 }
@@ -170,26 +181,48 @@ pub async fn start(
     }
     let state = build_state(settings)?;
     let settings = state.settings.clone();
+    // Install the recorder before the first request is counted.
+    metrics::handle();
     let stop = CancellationToken::new();
 
     match &state.redis {
         Some(redis) => {
             if !redis.probe().await {
-                tracing::warn!("redis unreachable at start-up: cache bypassed and rate limits per instance until it answers");
+                tracing::warn!(
+                    "redis unreachable at start-up: cache bypassed and rate limits per instance until it answers"
+                );
             }
-            tokio::spawn(redis.clone().watch(Duration::from_millis(500), stop.clone().cancelled_owned()));
+            tokio::spawn(
+                redis
+                    .clone()
+                    .watch(Duration::from_millis(500), stop.clone().cancelled_owned()),
+            );
             tokio::spawn(state.cache.clone().maintain(stop.clone().cancelled_owned()));
         }
         None => tracing::info!(
             "REDIS_URL not set: cache and rate limits are in-process, per instance (run one instance, or set REDIS_URL)"
         ),
     }
-    tokio::spawn(housekeeping::run(state.clone(), stop.clone().cancelled_owned()));
+    tokio::spawn(
+        state
+            .db
+            .clone()
+            .watch(Duration::from_millis(500), stop.clone().cancelled_owned()),
+    );
+    tokio::spawn(housekeeping::run(
+        state.clone(),
+        stop.clone().cancelled_owned(),
+    ));
 
     let acceptor = TcpListener::bind(SocketAddr::new(settings.host, settings.port))
         .into_acceptor()
         .await
-        .map_err(|e| AppError::internal(format!("cannot listen on {}:{}: {e}", settings.host, settings.port)))?;
+        .map_err(|e| {
+            AppError::internal(format!(
+                "cannot listen on {}:{}: {e}",
+                settings.host, settings.port
+            ))
+        })?;
     let addr = acceptor
         .local_addr()
         .first()
@@ -208,7 +241,10 @@ pub async fn start(
         // Readiness and new requests answer 503 while the load balancer catches up; then the
         // listener closes, idle keep-alive connections close and in-flight requests finish.
         lifecycle.set(Phase::Draining);
-        tracing::info!(drain_delay_ms = drain_delay.as_millis() as u64, "shutting down: draining");
+        tracing::info!(
+            drain_delay_ms = drain_delay.as_millis() as u64,
+            "shutting down: draining"
+        );
         tokio::time::sleep(drain_delay).await;
         stop_signal.cancel();
     };
@@ -222,7 +258,11 @@ pub async fn start(
         result
     });
     state.lifecycle.set(Phase::Serving);
-    let docs_host = if addr.ip().is_unspecified() { "localhost".to_string() } else { addr.ip().to_string() };
+    let docs_host = if addr.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        addr.ip().to_string()
+    };
     tracing::info!(%addr, docs = %format!("http://{docs_host}:{}/docs", addr.port()), "herald listening");
     Ok(Server {
         addr,

@@ -71,7 +71,12 @@ impl RateLimitRule {
 
 impl fmt::Display for RateLimitRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.count, humantime::format_duration(self.window))
+        write!(
+            f,
+            "{}/{}",
+            self.count,
+            humantime::format_duration(self.window)
+        )
     }
 }
 
@@ -159,7 +164,9 @@ impl Settings {
         if prod && jwt_secret.expose().len() < MIN_PRODUCTION_SECRET_BYTES {
             return Err(ConfigError {
                 variable: "JWT_SECRET",
-                reason: format!("must be at least {MIN_PRODUCTION_SECRET_BYTES} bytes in production"),
+                reason: format!(
+                    "must be at least {MIN_PRODUCTION_SECRET_BYTES} bytes in production"
+                ),
             });
         }
 
@@ -170,7 +177,8 @@ impl Settings {
                 v.parse().map_err(|_| "expected an IP address".to_string())
             })?,
             port: env.parse("PORT", 3000, |v| {
-                v.parse().map_err(|_| "expected a port number 0-65535".to_string())
+                v.parse()
+                    .map_err(|_| "expected a port number 0-65535".to_string())
             })?,
             database_url: Secret::new(
                 env.get("DATABASE_URL")
@@ -296,10 +304,7 @@ struct Env<'a>(&'a HashMap<String, String>);
 
 impl Env<'_> {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
     fn parse<T>(
@@ -320,7 +325,8 @@ impl Env<'_> {
 
 /// `15m`, `7d`, `50ms`, `30s`, `1h 30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("expected a duration like 15m or 50ms ({e})"))
+    humantime::parse_duration(text)
+        .map_err(|e| format!("expected a duration like 15m or 50ms ({e})"))
 }
 
 fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {

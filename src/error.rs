@@ -27,7 +27,10 @@ pub enum AppError {
     #[error("field `{0}` is read-only")]
     ReadOnlyField(&'static str),
     #[error("field `{field}`: {message}")]
-    InvalidField { field: &'static str, message: String },
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
     #[error("the cursor is not one this service issued")]
     InvalidCursor,
     #[error("{0:?} is already taken")]

@@ -43,7 +43,12 @@ impl DailyFile {
         Self::with_clock(dir, prefix, retention, Arc::new(|| Utc::now().date_naive()))
     }
 
-    pub fn with_clock(dir: &Path, prefix: &str, retention: Retention, clock: Clock) -> io::Result<Self> {
+    pub fn with_clock(
+        dir: &Path,
+        prefix: &str,
+        retention: Retention,
+        clock: Clock,
+    ) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let date = clock();
         let file = open_append(&path_for(dir, prefix, date))?;
@@ -74,7 +79,12 @@ impl DailyFile {
 
     /// Compresses finished files and deletes expired ones (in the background when `spawn`).
     fn tidy(&mut self, spawn: bool) {
-        let (dir, prefix, today, keep) = (self.dir.clone(), self.prefix.clone(), self.date, self.retention.0);
+        let (dir, prefix, today, keep) = (
+            self.dir.clone(),
+            self.prefix.clone(),
+            self.date,
+            self.retention.0,
+        );
         let work = move || {
             if let Err(err) = tidy(&dir, &prefix, today, keep) {
                 eprintln!("log file housekeeping failed in {}: {err}", dir.display());
@@ -104,7 +114,9 @@ fn path_for(dir: &Path, prefix: &str, date: NaiveDate) -> PathBuf {
 }
 
 fn open_append(path: &Path) -> io::Result<BufWriter<File>> {
-    Ok(BufWriter::new(OpenOptions::new().create(true).append(true).open(path)?))
+    Ok(BufWriter::new(
+        OpenOptions::new().create(true).append(true).open(path)?,
+    ))
 }
 
 /// The date in `<prefix>-YYYY-MM-DD.log[.gz]`, if the name has that shape.
@@ -114,18 +126,24 @@ fn date_of(name: &str, prefix: &str) -> Option<(NaiveDate, bool)> {
         Some(date) => (date, true),
         None => (rest.strip_suffix(".log")?, false),
     };
-    NaiveDate::parse_from_str(date, "%Y-%m-%d").ok().map(|d| (d, compressed))
+    NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .ok()
+        .map(|d| (d, compressed))
 }
 
 fn tidy(dir: &Path, prefix: &str, today: NaiveDate, keep_days: u32) -> io::Result<()> {
     // One pass at a time, so two passes never compress or delete the same file.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let oldest_kept = today - chrono::Duration::days(i64::from(keep_days) - 1);
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((date, compressed)) = date_of(&name, prefix) else { continue };
+        let Some((date, compressed)) = date_of(&name, prefix) else {
+            continue;
+        };
         let path = entry.path();
         if date < oldest_kept {
             fs::remove_file(&path)?;
@@ -140,7 +158,8 @@ fn tidy(dir: &Path, prefix: &str, today: NaiveDate, keep_days: u32) -> io::Resul
 fn gzip(path: &Path) -> io::Result<()> {
     let mut target = path.as_os_str().to_owned();
     target.push(".gz");
-    let mut encoder = flate2::write::GzEncoder::new(File::create(&target)?, flate2::Compression::default());
+    let mut encoder =
+        flate2::write::GzEncoder::new(File::create(&target)?, flate2::Compression::default());
     io::copy(&mut File::open(path)?, &mut encoder)?;
     encoder.finish()?.sync_all()?;
     fs::remove_file(path)
@@ -173,7 +192,8 @@ mod tests {
         let today = Arc::new(AtomicI64::new(0));
         let clock_day = today.clone();
         let clock: Clock = Arc::new(move || day(clock_day.load(Ordering::SeqCst)));
-        let mut log = DailyFile::with_clock(&dir, "application", Retention::days(3), clock).unwrap();
+        let mut log =
+            DailyFile::with_clock(&dir, "application", Retention::days(3), clock).unwrap();
         for n in 0..5 {
             today.store(n, Ordering::SeqCst);
             writeln!(log, "line of day {n}").unwrap();
@@ -181,7 +201,9 @@ mod tests {
         }
         // Compression runs on a thread: wait for it.
         for _ in 0..100 {
-            if names(&dir).len() == 3 && names(&dir).iter().filter(|n| n.ends_with(".gz")).count() == 2 {
+            if names(&dir).len() == 3
+                && names(&dir).iter().filter(|n| n.ends_with(".gz")).count() == 2
+            {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -195,17 +217,25 @@ mod tests {
             ]
         );
         let mut text = String::new();
-        flate2::read::GzDecoder::new(File::open(dir.join("application-2026-01-04.log.gz")).unwrap())
-            .read_to_string(&mut text)
-            .unwrap();
+        flate2::read::GzDecoder::new(
+            File::open(dir.join("application-2026-01-04.log.gz")).unwrap(),
+        )
+        .read_to_string(&mut text)
+        .unwrap();
         assert_eq!(text, "line of day 3\n");
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn only_matching_names_are_touched() {
-        assert_eq!(date_of("error-2026-01-02.log", "error"), Some((day(1), false)));
-        assert_eq!(date_of("error-2026-01-02.log.gz", "error"), Some((day(1), true)));
+        assert_eq!(
+            date_of("error-2026-01-02.log", "error"),
+            Some((day(1), false))
+        );
+        assert_eq!(
+            date_of("error-2026-01-02.log.gz", "error"),
+            Some((day(1), true))
+        );
         assert_eq!(date_of("application-2026-01-02.log", "error"), None);
         assert_eq!(date_of("error-latest.log", "error"), None);
     }

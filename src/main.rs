@@ -76,7 +76,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("cannot start the async runtime: {err}");
@@ -94,7 +97,11 @@ async fn run(command: Command, settings: Settings) -> ExitCode {
             .map(|n| println!("applied {n} migration(s)"))
             .map_err(|e| e.to_string()),
         Command::Seed { posts } => {
-            let database = db::Db::new(settings.database_url.expose(), 2, settings.database_acquire_timeout);
+            let database = db::Db::new(
+                settings.database_url.expose(),
+                2,
+                settings.database_acquire_timeout,
+            );
             match db::run_migrations(settings.database_url.expose()).await {
                 Ok(_) => seed::run(&database, posts).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),

@@ -9,7 +9,10 @@ use uuid::Uuid;
 
 use crate::{
     auth::{password::PasswordHasher, rbac::Role},
-    db::{Db, schema::{posts, users}},
+    db::{
+        Db,
+        schema::{posts, users},
+    },
     error::{AppError, AppResult},
     posts::model::NewPostRow,
     users::{model::NewUserRow, repo as users_repo},
@@ -17,7 +20,13 @@ use crate::{
 
 /// (email, username, password, role, first name)
 const ACCOUNTS: &[(&str, &str, &str, Role, &str)] = &[
-    ("admin@example.com", "admin", "admin123", Role::Admin, "Admin"),
+    (
+        "admin@example.com",
+        "admin",
+        "admin123",
+        Role::Admin,
+        "Admin",
+    ),
     ("user1@example.com", "user1", "user123", Role::User, "User"),
     ("user2@example.com", "user2", "user123", Role::User, "User"),
 ];
@@ -95,22 +104,29 @@ pub async fn run(db: &Db, extra_posts: u64) -> AppResult<()> {
         add_posts(&mut conn, &authors[1..], extra_posts).await?;
     }
     let total: i64 = users::table.count().get_result(&mut conn).await?;
-    println!("seeded: {total} users, {} posts", crate::posts::repo::count(&mut conn).await?);
+    println!(
+        "seeded: {total} users, {} posts",
+        crate::posts::repo::count(&mut conn).await?
+    );
     Ok(())
 }
 
 async fn add_posts(conn: &mut AsyncPgConnection, authors: &[Uuid], count: u64) -> AppResult<()> {
     let bar = ProgressBar::new(count);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} seeding posts [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
-            .map_err(AppError::internal)?
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} seeding posts [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+        )
+        .map_err(AppError::internal)?
+        .progress_chars("=> "),
     );
     let mut done = 0u64;
     while done < count {
         let n = BATCH.min((count - done) as usize);
         let now = Utc::now();
-        let titles: Vec<String> = (0..n).map(|i| format!("Benchmark post {}", done + i as u64 + 1)).collect();
+        let titles: Vec<String> = (0..n)
+            .map(|i| format!("Benchmark post {}", done + i as u64 + 1))
+            .collect();
         let rows: Vec<NewPostRow<'_>> = titles
             .iter()
             .enumerate()
@@ -124,7 +140,10 @@ async fn add_posts(conn: &mut AsyncPgConnection, authors: &[Uuid], count: u64) -
                 updated_at: now,
             })
             .collect();
-        diesel::insert_into(posts::table).values(&rows).execute(conn).await?;
+        diesel::insert_into(posts::table)
+            .values(&rows)
+            .execute(conn)
+            .await?;
         done += n as u64;
         bar.set_position(done);
     }

@@ -4,10 +4,16 @@
 //! request span. Nothing here ever sees a password, token or `Authorization`/`Cookie` value:
 //! they are never put into events in the first place.
 
-use std::io::IsTerminal;
+use std::{
+    io::IsTerminal,
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
 
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_subscriber::{EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 use crate::{
     config::{AppEnv, LogFormat, Settings},
@@ -20,7 +26,16 @@ pub struct TelemetryGuard {
 }
 
 /// Libraries that are chatty at debug level; they stay at warn unless `RUST_LOG` says otherwise.
-const QUIET: &[&str] = &["hyper", "hyper_util", "h2", "tokio_postgres", "poem", "redis", "bb8", "reqwest"];
+const QUIET: &[&str] = &[
+    "hyper",
+    "hyper_util",
+    "h2",
+    "tokio_postgres",
+    "poem",
+    "redis",
+    "bb8",
+    "reqwest",
+];
 
 fn filter(settings: &Settings) -> EnvFilter {
     if let Ok(spec) = std::env::var("RUST_LOG")
@@ -96,4 +111,45 @@ where
         .with_span_list(false)
         .with_ansi(false)
         .with_writer(writer)
+}
+
+/// Lets a repeated warning through at most once per interval.
+pub struct WarnThrottle {
+    interval: Duration,
+    origin: Instant,
+    last_ms: AtomicU64,
+}
+
+impl WarnThrottle {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub fn allow(&self) -> bool {
+        let now = self.origin.elapsed().as_millis() as u64 + 1;
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < self.interval.as_millis() as u64 {
+            return false;
+        }
+        self.last_ms
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_throttle_lets_one_warning_through_per_interval() {
+        let throttle = WarnThrottle::new(Duration::from_secs(60));
+        assert!(throttle.allow());
+        assert!(!throttle.allow());
+        assert!(!throttle.allow());
+    }
 }

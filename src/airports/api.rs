@@ -174,18 +174,30 @@ impl AirportsApi {
         &self,
         state: Data<&AppState>,
         /// Page size (1–100).
-        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
         limit: Query<u32>,
         /// Opaque cursor from a previous page's `nextLink`.
         cursor: Query<Option<String>>,
     ) -> Result<ListAirportsResponse, ApiError<ListAirportsErrors>> {
         let after = match cursor.0.as_deref() {
-            Some(c) => Some(AirportCode::parse(&decode_cursor("airport", c)?).map_err(|_| AppError::InvalidCursor)?),
+            Some(c) => Some(
+                AirportCode::parse(&decode_cursor("airport", c)?)
+                    .map_err(|_| AppError::InvalidCursor)?,
+            ),
             None => None,
         };
-        let rows: Vec<AirportRow> =
-            service::list(&state, after.as_ref().map(AirportCode::as_str), i64::from(limit.0) + 1).await?;
-        let (rows, next_link) = finish_page(rows, limit.0, "airport", "/v1/airports", &[], |a| a.code.clone());
+        let rows: Vec<AirportRow> = service::list(
+            &state,
+            after.as_ref().map(AirportCode::as_str),
+            i64::from(limit.0) + 1,
+        )
+        .await?;
+        let (rows, next_link) = finish_page(rows, limit.0, "airport", "/v1/airports", &[], |a| {
+            a.code.clone()
+        });
         let page = AirportPage {
             data: rows.into_iter().map(Airport::from).collect(),
             next_link,
@@ -194,7 +206,11 @@ impl AirportsApi {
     }
 
     /// Get an airport
-    #[oai(path = "/v1/airports/:code", method = "get", operation_id = "get_airport")]
+    #[oai(
+        path = "/v1/airports/:code",
+        method = "get",
+        operation_id = "get_airport"
+    )]
     async fn get(
         &self,
         state: Data<&AppState>,
@@ -205,14 +221,21 @@ impl AirportsApi {
         if not_modified(if_none_match.0.as_deref(), &airport.etag) {
             return Ok(GetAirportResponse::NotModified(airport.etag));
         }
-        Ok(GetAirportResponse::Ok(JsonBytes::new(&airport)?, airport.etag))
+        Ok(GetAirportResponse::Ok(
+            JsonBytes::new(&airport)?,
+            airport.etag,
+        ))
     }
 
     /// Create or replace an airport
     ///
     /// ADMIN only. 201 when created, 200 when replaced (omitted optional fields become null).
     /// `If-None-Match: *` makes it create-only; `If-Match` makes it replace-only-that-version.
-    #[oai(path = "/v1/airports/:code", method = "put", operation_id = "put_airport")]
+    #[oai(
+        path = "/v1/airports/:code",
+        method = "put",
+        operation_id = "put_airport"
+    )]
     async fn put(
         &self,
         state: Data<&AppState>,
@@ -244,7 +267,11 @@ impl AirportsApi {
     ///
     /// ADMIN only. JSON merge-patch upsert: 201 when it creates (then `runways` is required),
     /// 200 when it modifies. `takeoffsPerHour: null` removes the value.
-    #[oai(path = "/v1/airports/:code", method = "patch", operation_id = "patch_airport")]
+    #[oai(
+        path = "/v1/airports/:code",
+        method = "patch",
+        operation_id = "patch_airport"
+    )]
     async fn patch(
         &self,
         state: Data<&AppState>,
@@ -275,7 +302,11 @@ impl AirportsApi {
     /// Delete an airport
     ///
     /// ADMIN only. Answers the deleted airport, or 204 when there is none.
-    #[oai(path = "/v1/airports/:code", method = "delete", operation_id = "delete_airport")]
+    #[oai(
+        path = "/v1/airports/:code",
+        method = "delete",
+        operation_id = "delete_airport"
+    )]
     async fn delete(
         &self,
         state: Data<&AppState>,
@@ -283,8 +314,17 @@ impl AirportsApi {
         code: Path<AirportCode>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
     ) -> Result<DeleteAirportResponse, ApiError<DeleteAirportErrors>> {
-        match service::delete(&state, &auth.actor(), &code.0, &Preconditions::if_match(if_match.0)).await? {
-            Some(row) => Ok(DeleteAirportResponse::Deleted(JsonBytes::new(&Airport::from(row))?)),
+        match service::delete(
+            &state,
+            &auth.actor(),
+            &code.0,
+            &Preconditions::if_match(if_match.0),
+        )
+        .await?
+        {
+            Some(row) => Ok(DeleteAirportResponse::Deleted(JsonBytes::new(
+                &Airport::from(row),
+            )?)),
             None => Ok(DeleteAirportResponse::Absent),
         }
     }

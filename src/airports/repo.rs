@@ -27,7 +27,11 @@ pub async fn lock(conn: &mut AsyncPgConnection, code: &str) -> AppResult<Option<
         .optional()?)
 }
 
-pub async fn list(conn: &mut AsyncPgConnection, after: Option<&str>, limit: i64) -> AppResult<Vec<AirportRow>> {
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    after: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<AirportRow>> {
     let mut query = airports::table
         .select(AirportRow::as_select())
         .order(airports::code.asc())
@@ -40,7 +44,10 @@ pub async fn list(conn: &mut AsyncPgConnection, after: Option<&str>, limit: i64)
 }
 
 /// Inserts unless the code exists (then `None`: someone else created it first).
-pub async fn insert(conn: &mut AsyncPgConnection, new: NewAirportRow<'_>) -> AppResult<Option<AirportRow>> {
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    new: NewAirportRow<'_>,
+) -> AppResult<Option<AirportRow>> {
     Ok(diesel::insert_into(airports::table)
         .values(&new)
         .on_conflict_do_nothing()

@@ -52,7 +52,10 @@ pub async fn put(
     takeoffs_per_hour: Option<i32>,
     preconditions: &Preconditions,
 ) -> AppResult<Upserted> {
-    upsert(state, actor, code, preconditions, |_| Ok((runways, takeoffs_per_hour))).await
+    upsert(state, actor, code, preconditions, |_| {
+        Ok((runways, takeoffs_per_hour))
+    })
+    .await
 }
 
 /// PATCH: merges into the existing airport, or creates one (then `runways` is required).
@@ -94,7 +97,9 @@ async fn upsert(
             .transaction::<_, AppError, _>(async |conn| {
                 let now = Utc::now();
                 let current = repo::lock(conn, code.as_str()).await?;
-                let current_etag = current.as_ref().map(|row| etag_of(row.version, row.updated_at));
+                let current_etag = current
+                    .as_ref()
+                    .map(|row| etag_of(row.version, row.updated_at));
                 if !preconditions.allow(current_etag.as_deref()) {
                     return Err(AppError::PreconditionFailed);
                 }
@@ -112,7 +117,9 @@ async fn upsert(
                     )
                     .await?
                     .map(Upserted::Created),
-                    Some(row) if row.runways == runways && row.takeoffs_per_hour == takeoffs_per_hour => {
+                    Some(row)
+                        if row.runways == runways && row.takeoffs_per_hour == takeoffs_per_hour =>
+                    {
                         Some(Upserted::Updated(row))
                     }
                     Some(_) => Some(Upserted::Updated(
@@ -125,7 +132,9 @@ async fn upsert(
             return Ok(outcome);
         }
     }
-    Err(AppError::Conflict("The airport is being changed by others; retry."))
+    Err(AppError::Conflict(
+        "The airport is being changed by others; retry.",
+    ))
 }
 
 /// `None` when there is no such airport.

@@ -136,7 +136,11 @@ impl AuthApi {
     /// Register an account
     ///
     /// Creates a `USER` account. Email and username are unique, case-insensitively.
-    #[oai(path = "/v1/auth/register", method = "post", operation_id = "register_user")]
+    #[oai(
+        path = "/v1/auth/register",
+        method = "post",
+        operation_id = "register_user"
+    )]
     async fn register(
         &self,
         state: Data<&AppState>,
@@ -179,7 +183,8 @@ impl AuthApi {
         ctx: Data<&Arc<RequestContext>>,
         body: JsonBody<LoginRequest>,
     ) -> Result<SessionResponse, ApiError<LoginErrors>> {
-        let session = service::login(&state, &body.0.email, &body.0.password, ctx.client_ip).await?;
+        let session =
+            service::login(&state, &body.0.email, &body.0.password, ctx.client_ip).await?;
         session_response(&state.settings, session)
     }
 
@@ -188,7 +193,11 @@ impl AuthApi {
     /// Rotates the refresh token (from the `refreshToken` cookie, or the body) and issues a new
     /// access token. Presenting a token that was already rotated away revokes every session of
     /// the account (`REFRESH_TOKEN_REUSED`).
-    #[oai(path = "/v1/auth/refresh", method = "post", operation_id = "refresh_session")]
+    #[oai(
+        path = "/v1/auth/refresh",
+        method = "post",
+        operation_id = "refresh_session"
+    )]
     async fn refresh(
         &self,
         state: Data<&AppState>,
@@ -209,7 +218,11 @@ impl AuthApi {
     ///
     /// Revokes the session of the presented refresh token (cookie or body), or every session of
     /// the caller when none is presented, and clears the cookie.
-    #[oai(path = "/v1/auth/logout", method = "post", operation_id = "logout_user")]
+    #[oai(
+        path = "/v1/auth/logout",
+        method = "post",
+        operation_id = "logout_user"
+    )]
     async fn logout(
         &self,
         state: Data<&AppState>,
@@ -218,13 +231,19 @@ impl AuthApi {
         req: &Request,
         body: OptionalJsonBody<RefreshRequest>,
     ) -> Result<LogoutResponse, ApiError<LogoutErrors>> {
-        let token = body.0.map(|b| b.refresh_token).or_else(|| refresh_cookie(req));
+        let token = body
+            .0
+            .map(|b| b.refresh_token)
+            .or_else(|| refresh_cookie(req));
         service::logout(&state, &auth.actor(), token.as_deref(), ctx.client_ip).await?;
         Ok(LogoutResponse::LoggedOut(cookie(&state.settings, "", 0)))
     }
 }
 
-fn session_response<S>(settings: &Settings, session: service::Session) -> Result<SessionResponse, ApiError<S>> {
+fn session_response<S>(
+    settings: &Settings,
+    session: service::Session,
+) -> Result<SessionResponse, ApiError<S>> {
     let cookie = cookie(settings, &session.refresh_token, session.refresh_expires_in);
     let body = TokenResponse {
         access_token: session.access_token,
@@ -243,8 +262,14 @@ fn session_response<S>(settings: &Settings, session: service::Session) -> Result
 
 /// The refresh cookie: HttpOnly, SameSite=Strict, only sent to `/v1/auth`, Secure in production.
 fn cookie(settings: &Settings, value: &str, max_age: u64) -> String {
-    let secure = if settings.is_production() { "; Secure" } else { "" };
-    format!("{REFRESH_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/v1/auth; Max-Age={max_age}{secure}")
+    let secure = if settings.is_production() {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{REFRESH_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/v1/auth; Max-Age={max_age}{secure}"
+    )
 }
 
 fn refresh_cookie(req: &Request) -> Option<String> {

@@ -40,7 +40,10 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: NewRefreshToken<'_>) -> A
 
 /// The token with this hash, locked until the transaction ends (so two concurrent refreshes
 /// with one token are serialized: the second sees it rotated).
-pub async fn find_for_update(conn: &mut AsyncPgConnection, hash: &[u8]) -> AppResult<Option<RefreshTokenRow>> {
+pub async fn find_for_update(
+    conn: &mut AsyncPgConnection,
+    hash: &[u8],
+) -> AppResult<Option<RefreshTokenRow>> {
     Ok(refresh_tokens::table
         .filter(refresh_tokens::token_hash.eq(hash))
         .select(RefreshTokenRow::as_select())
@@ -59,7 +62,11 @@ pub async fn find(conn: &mut AsyncPgConnection, hash: &[u8]) -> AppResult<Option
         .optional()?)
 }
 
-pub async fn mark_replaced(conn: &mut AsyncPgConnection, id: Uuid, successor: Uuid) -> AppResult<()> {
+pub async fn mark_replaced(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    successor: Uuid,
+) -> AppResult<()> {
     diesel::update(refresh_tokens::table.find(id))
         .set(refresh_tokens::replaced_by.eq(successor))
         .execute(conn)
@@ -68,7 +75,11 @@ pub async fn mark_replaced(conn: &mut AsyncPgConnection, id: Uuid, successor: Uu
 }
 
 /// Revokes every live token of the user; returns how many.
-pub async fn revoke_all_of_user(conn: &mut AsyncPgConnection, user_id: Uuid, now: DateTime<Utc>) -> AppResult<usize> {
+pub async fn revoke_all_of_user(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<usize> {
     Ok(diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::user_id.eq(user_id))
@@ -79,7 +90,11 @@ pub async fn revoke_all_of_user(conn: &mut AsyncPgConnection, user_id: Uuid, now
     .await?)
 }
 
-pub async fn revoke_family(conn: &mut AsyncPgConnection, family_id: Uuid, now: DateTime<Utc>) -> AppResult<usize> {
+pub async fn revoke_family(
+    conn: &mut AsyncPgConnection,
+    family_id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<usize> {
     Ok(diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::family_id.eq(family_id))

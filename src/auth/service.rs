@@ -70,7 +70,12 @@ pub async fn register(state: &AppState, input: Registration) -> AppResult<UserRo
     Ok(user)
 }
 
-pub async fn login(state: &AppState, email: &Email, password: &str, ip: IpAddr) -> AppResult<Session> {
+pub async fn login(
+    state: &AppState,
+    email: &Email,
+    password: &str,
+    ip: IpAddr,
+) -> AppResult<Session> {
     let settings = &state.settings;
     let limit_key = format!("{ip}:{}", email.as_str().to_lowercase());
     if settings.rate_limit_enabled {
@@ -116,7 +121,7 @@ pub async fn login(state: &AppState, email: &Email, password: &str, ip: IpAddr) 
 
 /// What happened to a presented refresh token.
 enum Rotation {
-    Rotated { user: UserRow, token: String },
+    Rotated { user: Box<UserRow>, token: String },
     Reused { user_id: Uuid },
 }
 
@@ -126,44 +131,49 @@ pub async fn refresh(state: &AppState, presented: &str, ip: IpAddr) -> AppResult
     let mut conn = state.db.conn().await?;
     let rotation = conn
         .transaction::<_, AppError, _>(async |conn| {
-                let now = Utc::now();
-                let Some(row) = repo::find_for_update(conn, &hash).await? else {
-                    return Err(AppError::InvalidRefreshToken);
-                };
-                if row.replaced_by.is_some() {
-                    // Committed, not rolled back: the revocation must stick.
-                    repo::revoke_all_of_user(conn, row.user_id, now).await?;
-                    return Ok(Rotation::Reused { user_id: row.user_id });
-                }
-                if row.revoked_at.is_some() || row.expires_at <= now {
-                    return Err(AppError::InvalidRefreshToken);
-                }
-                let user = users_repo::find(conn, row.user_id)
-                    .await?
-                    .filter(|u| u.is_active)
-                    .ok_or(AppError::InvalidRefreshToken)?;
-                let (token, successor) = new_token();
-                repo::insert(
-                    conn,
-                    NewRefreshToken {
-                        id: successor,
-                        user_id: user.id,
-                        family_id: row.family_id,
-                        token_hash: &hash_token(&token),
-                        expires_at: now + lifetime,
-                        created_at: now,
-                    },
-                )
-                .await?;
-                repo::mark_replaced(conn, row.id, successor).await?;
-                Ok(Rotation::Rotated { user, token })
+            let now = Utc::now();
+            let Some(row) = repo::find_for_update(conn, &hash).await? else {
+                return Err(AppError::InvalidRefreshToken);
+            };
+            if row.replaced_by.is_some() {
+                // Committed, not rolled back: the revocation must stick.
+                repo::revoke_all_of_user(conn, row.user_id, now).await?;
+                return Ok(Rotation::Reused {
+                    user_id: row.user_id,
+                });
+            }
+            if row.revoked_at.is_some() || row.expires_at <= now {
+                return Err(AppError::InvalidRefreshToken);
+            }
+            let user = users_repo::find(conn, row.user_id)
+                .await?
+                .filter(|u| u.is_active)
+                .ok_or(AppError::InvalidRefreshToken)?;
+            let (token, successor) = new_token();
+            repo::insert(
+                conn,
+                NewRefreshToken {
+                    id: successor,
+                    user_id: user.id,
+                    family_id: row.family_id,
+                    token_hash: &hash_token(&token),
+                    expires_at: now + lifetime,
+                    created_at: now,
+                },
+            )
+            .await?;
+            repo::mark_replaced(conn, row.id, successor).await?;
+            Ok(Rotation::Rotated {
+                user: Box::new(user),
+                token,
+            })
         })
         .await?;
     drop(conn);
     match rotation {
         Rotation::Rotated { user, token } => {
             tracing::info!(event = "auth.refresh", user.id = %user.id, client.ip = %ip, "refresh token rotated");
-            session(state, user, token)
+            session(state, *user, token)
         }
         Rotation::Reused { user_id } => {
             tracing::warn!(event = "auth.refresh_reuse", user.id = %user_id, client.ip = %ip, "refresh token reused: all sessions of the user revoked");
@@ -174,7 +184,12 @@ pub async fn refresh(state: &AppState, presented: &str, ip: IpAddr) -> AppResult
 
 /// Revokes the presented refresh token's family, or every refresh token of the caller when none
 /// is presented. Access tokens stay valid until they expire (they are not tracked).
-pub async fn logout(state: &AppState, actor: &Actor, presented: Option<&str>, ip: IpAddr) -> AppResult<()> {
+pub async fn logout(
+    state: &AppState,
+    actor: &Actor,
+    presented: Option<&str>,
+    ip: IpAddr,
+) -> AppResult<()> {
     let now = Utc::now();
     let mut conn = state.db.conn().await?;
     let family = match presented {

@@ -111,7 +111,12 @@ struct Scripts {
 }
 
 impl Cache {
-    pub fn new(enabled: bool, ttl_post: Duration, ttl_list: Duration, redis: Option<Arc<Redis>>) -> Self {
+    pub fn new(
+        enabled: bool,
+        ttl_post: Duration,
+        ttl_list: Duration,
+        redis: Option<Arc<Redis>>,
+    ) -> Self {
         let local_ready = redis.is_none();
         Self {
             inner: Arc::new(Inner {
@@ -207,7 +212,10 @@ impl Cache {
             return (None, CacheStatus::Miss, token);
         };
         let found: Option<Option<Vec<u8>>> = redis
-            .cmd("cache.get_post", ::redis::cmd("GET").arg(redis.key(&format!("post:{id}"))))
+            .cmd(
+                "cache.get_post",
+                ::redis::cmd("GET").arg(redis.key(&format!("post:{id}"))),
+            )
             .await;
         match found {
             None => (None, CacheStatus::Bypass, token),
@@ -235,7 +243,9 @@ impl Cache {
             // Off the response path: the versioned write is safe whenever it lands.
             tokio::spawn(async move {
                 let value = encode_entry(version, Some(&entry));
-                cache.put_versioned(&redis, &format!("post:{id}"), version, value, None).await;
+                cache
+                    .put_versioned(&redis, &format!("post:{id}"), version, value, None)
+                    .await;
             });
         }
     }
@@ -283,7 +293,12 @@ impl Cache {
         let message = publish.unwrap_or_default().to_string();
         let ttl_ms = self.inner.ttl_post.as_millis() as u64;
         let mut invocation = self.inner.scripts.put_versioned.key(key);
-        invocation.arg(version).arg(value).arg(ttl_ms).arg(channel).arg(message);
+        invocation
+            .arg(version)
+            .arg(value)
+            .arg(ttl_ms)
+            .arg(channel)
+            .arg(message);
         redis
             .script::<i64>("cache.put_versioned", &invocation)
             .await
@@ -306,9 +321,14 @@ impl Cache {
         let Some(redis) = &self.inner.redis else {
             return (None, CacheStatus::Miss, token);
         };
-        let mut invocation = self.inner.scripts.get_list.key(redis.key("lists:generation"));
+        let mut invocation = self
+            .inner
+            .scripts
+            .get_list
+            .key(redis.key("lists:generation"));
         invocation.arg(redis.key("list:")).arg(query);
-        let found: Option<(u64, Option<Vec<u8>>)> = redis.script("cache.get_list", &invocation).await;
+        let found: Option<(u64, Option<Vec<u8>>)> =
+            redis.script("cache.get_list", &invocation).await;
         match found {
             None => (None, CacheStatus::Bypass, token),
             Some((generation, raw)) => {
@@ -370,7 +390,11 @@ impl Cache {
     }
 
     async fn bump_generation(&self, redis: &Redis) -> bool {
-        let mut invocation = self.inner.scripts.bump_generation.key(redis.key("lists:generation"));
+        let mut invocation = self
+            .inner
+            .scripts
+            .bump_generation
+            .key(redis.key("lists:generation"));
         invocation.arg(redis.key(CHANNEL));
         redis
             .script::<i64>("cache.invalidate_lists", &invocation)
@@ -396,13 +420,19 @@ impl Cache {
     /// Delivers invalidations that Redis missed while it was down. True when none are left.
     async fn replay_pending(&self, redis: &Redis) -> bool {
         let (posts, lists) = match self.inner.pending.lock() {
-            Ok(p) => (p.posts.iter().map(|(id, v)| (*id, *v)).collect::<Vec<_>>(), p.lists),
+            Ok(p) => (
+                p.posts.iter().map(|(id, v)| (*id, *v)).collect::<Vec<_>>(),
+                p.lists,
+            ),
             Err(_) => return false,
         };
         for (id, version) in &posts {
             let message = format!("post:{id}");
             let tombstone = encode_entry(*version, None);
-            if !self.put_versioned(redis, &message, *version, tombstone, Some(&message)).await {
+            if !self
+                .put_versioned(redis, &message, *version, tombstone, Some(&message))
+                .await
+            {
                 return false;
             }
         }
@@ -421,10 +451,14 @@ impl Cache {
         if lists {
             pending.lists = false;
         }
-        if pending.overflowed_until.is_some_and(|until| Instant::now() >= until) {
+        if pending
+            .overflowed_until
+            .is_some_and(|until| Instant::now() >= until)
+        {
             pending.overflowed_until = None;
         }
-        let clear = pending.posts.is_empty() && !pending.lists && pending.overflowed_until.is_none();
+        let clear =
+            pending.posts.is_empty() && !pending.lists && pending.overflowed_until.is_none();
         if clear {
             self.inner.has_pending.store(false, Ordering::Release);
         }
@@ -441,7 +475,10 @@ impl Cache {
         self.inner.epoch.fetch_add(1, Ordering::AcqRel);
         if message == "lists" {
             self.inner.local_lists.invalidate_all();
-        } else if let Some(id) = message.strip_prefix("post:").and_then(|s| Uuid::parse_str(s).ok()) {
+        } else if let Some(id) = message
+            .strip_prefix("post:")
+            .and_then(|s| Uuid::parse_str(s).ok())
+        {
             self.inner.local_posts.invalidate(&id);
         }
     }
@@ -546,7 +583,15 @@ mod tests {
         let (found, status, token) = cache.get_post(id).await;
         assert!(found.is_none());
         assert_eq!(status, CacheStatus::Miss);
-        cache.put_post(id, 1, Cached { etag: None, body: Bytes::from_static(b"{}") }, token);
+        cache.put_post(
+            id,
+            1,
+            Cached {
+                etag: None,
+                body: Bytes::from_static(b"{}"),
+            },
+            token,
+        );
         assert_eq!(cache.get_post(id).await.1, CacheStatus::Hit);
         cache.invalidate_post(id, 2).await;
         assert_eq!(cache.get_post(id).await.1, CacheStatus::Miss);
@@ -563,7 +608,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_disabled_cache_bypasses() {
-        let cache = Cache::new(false, Duration::from_secs(60), Duration::from_secs(60), None);
+        let cache = Cache::new(
+            false,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            None,
+        );
         assert_eq!(cache.get_post(Uuid::now_v7()).await.1, CacheStatus::Bypass);
     }
 }

@@ -129,10 +129,13 @@ impl RateLimiter {
     }
 }
 
-/// In-process fixed windows: one counter per key, dropped when its window ends.
+/// Counters of one bucket and window length, each dropped when its window ends.
+type Windows = moka::sync::Cache<String, Arc<Window>>;
+
+/// In-process fixed windows: one counter per key.
 #[derive(Default)]
 struct LocalWindows {
-    buckets: std::sync::Mutex<Vec<(Bucket, Duration, moka::sync::Cache<String, Arc<Window>>)>>,
+    buckets: std::sync::Mutex<Vec<(Bucket, Duration, Windows)>>,
 }
 
 struct Window {
@@ -141,12 +144,19 @@ struct Window {
 }
 
 impl LocalWindows {
-    fn windows_for(&self, bucket: Bucket, window: Duration) -> moka::sync::Cache<String, Arc<Window>> {
+    fn windows_for(
+        &self,
+        bucket: Bucket,
+        window: Duration,
+    ) -> moka::sync::Cache<String, Arc<Window>> {
         let Ok(mut buckets) = self.buckets.lock() else {
             // A poisoned lock only means another thread panicked mid-insert; start afresh.
             return moka::sync::Cache::builder().time_to_live(window).build();
         };
-        if let Some((_, _, cache)) = buckets.iter().find(|(b, w, _)| *b == bucket && *w == window) {
+        if let Some((_, _, cache)) = buckets
+            .iter()
+            .find(|(b, w, _)| *b == bucket && *w == window)
+        {
             return cache.clone();
         }
         let cache = moka::sync::Cache::builder()

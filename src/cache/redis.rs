@@ -9,13 +9,15 @@ use std::{
     future::Future,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use bb8_redis::{RedisConnectionManager, bb8};
 use redis::{FromRedisValue, RedisError, RedisResult, aio::MultiplexedConnection};
+
+use crate::telemetry::WarnThrottle;
 
 /// bb8-redis' manager never reports a connection as broken; this one does after an I/O error
 /// or a timeout, so the pool replaces it instead of handing it out again.
@@ -105,7 +107,11 @@ impl Redis {
     /// Runs a command within the timeout. `None` (and Redis marked down) when Redis is down,
     /// fails or is slow; callers then fall back.
     pub async fn cmd<T: FromRedisValue>(&self, what: &'static str, cmd: &redis::Cmd) -> Option<T> {
-        self.run(what, |mut conn| async move { cmd.query_async(&mut conn).await }).await
+        self.run(
+            what,
+            |mut conn| async move { cmd.query_async(&mut conn).await },
+        )
+        .await
     }
 
     /// Runs a Lua script invocation (EVALSHA, loading the script on first use) like `cmd`.
@@ -114,8 +120,10 @@ impl Redis {
         what: &'static str,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Option<T> {
-        self.run(what, |mut conn| async move { invocation.invoke_async(&mut conn).await })
-            .await
+        self.run(what, |mut conn| async move {
+            invocation.invoke_async(&mut conn).await
+        })
+        .await
     }
 
     async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> Option<T>
@@ -173,10 +181,7 @@ impl Redis {
     /// One PING within the timeout; marks Redis up when it answers. Returns whether it did.
     pub async fn probe(&self) -> bool {
         let ping = async {
-            let mut conn = self
-                .client
-                .get_multiplexed_async_connection()
-                .await?;
+            let mut conn = self.client.get_multiplexed_async_connection().await?;
             redis::cmd("PING").query_async::<String>(&mut conn).await
         };
         let ok = matches!(
@@ -201,46 +206,5 @@ impl Redis {
                 _ = tokio::time::sleep(interval) => {}
             }
         }
-    }
-}
-
-/// Lets a repeated warning through at most once per interval.
-pub struct WarnThrottle {
-    interval: Duration,
-    origin: Instant,
-    last_ms: AtomicU64,
-}
-
-impl WarnThrottle {
-    pub fn new(interval: Duration) -> Self {
-        Self {
-            interval,
-            origin: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
-    }
-
-    pub fn allow(&self) -> bool {
-        let now = self.origin.elapsed().as_millis() as u64 + 1;
-        let last = self.last_ms.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) < self.interval.as_millis() as u64 {
-            return false;
-        }
-        self.last_ms
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_throttle_lets_one_warning_through_per_interval() {
-        let throttle = WarnThrottle::new(Duration::from_secs(60));
-        assert!(throttle.allow());
-        assert!(!throttle.allow());
-        assert!(!throttle.allow());
     }
 }

@@ -3,19 +3,20 @@
 
 pub mod schema;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{
     AsyncConnection, AsyncMigrationHarness, AsyncPgConnection,
     pooled_connection::{
-        AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod,
+        AsyncDieselConnectionManager, ManagerConfig, PoolError, PoolableConnection,
+        RecyclingMethod,
         bb8::{Pool, PooledConnection, RunError},
     },
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::error::AppError;
+use crate::{error::AppError, telemetry::WarnThrottle};
 
 /// The SQL migrations, compiled into the binary: `herald migrate` needs no files at run time.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -27,6 +28,46 @@ pub type Conn<'a> = PooledConnection<'a, AsyncPgConnection>;
 pub struct Db {
     pool: Pool<AsyncPgConnection>,
     size: u32,
+    url: Arc<str>,
+    acquire_timeout: Duration,
+    reachable: Arc<Reachability>,
+}
+
+/// Whether the database answered the pool's last connection attempt. bb8 makes a waiting
+/// `get()` sit out its whole timeout even when connecting is refused at once; this lets a
+/// request fail fast instead (503 at once), and `watch` notices when the database is back.
+struct Reachability {
+    down: tokio::sync::watch::Sender<bool>,
+    warnings: WarnThrottle,
+}
+
+impl Reachability {
+    fn mark_down(&self, reason: &dyn std::fmt::Display) {
+        let was_down = self.down.send_replace(true);
+        if !was_down || self.warnings.allow() {
+            tracing::warn!(error = %reason, "database unreachable: requests that need it get 503");
+        }
+    }
+}
+
+/// bb8 hands connection errors to its error sink; ours records the outage.
+#[derive(Clone)]
+struct MarkDown(Arc<Reachability>);
+
+impl std::fmt::Debug for MarkDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MarkDown")
+    }
+}
+
+impl bb8::ErrorSink<PoolError> for MarkDown {
+    fn sink(&self, error: PoolError) {
+        self.0.mark_down(&error);
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<PoolError>> {
+        Box::new(self.clone())
+    }
 }
 
 impl Db {
@@ -37,29 +78,82 @@ impl Db {
         // A checkout only checks the connection's own "closed" flag (no round trip); a
         // connection the server dropped is discarded and replaced.
         config.recycling_method = RecyclingMethod::Fast;
-        let manager =
-            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+            database_url,
+            config,
+        );
+        let reachable = Arc::new(Reachability {
+            down: tokio::sync::watch::Sender::new(false),
+            warnings: WarnThrottle::new(Duration::from_secs(10)),
+        });
         let pool = Pool::builder()
             .max_size(size)
             .min_idle(Some(1.min(size)))
             .connection_timeout(acquire_timeout)
             .idle_timeout(Some(Duration::from_secs(300)))
             .retry_connection(false)
+            .error_sink(Box::new(MarkDown(reachable.clone())))
             .build_unchecked(manager);
-        Self { pool, size }
+        Self {
+            pool,
+            size,
+            url: database_url.into(),
+            acquire_timeout,
+            reachable,
+        }
     }
 
-    /// A pooled connection, or `Unavailable` once the acquire timeout passes.
+    /// A pooled connection, or `Unavailable`: at once while the database is known to be
+    /// unreachable, else once the acquire timeout passes.
     pub async fn conn(&self) -> Result<Conn<'_>, AppError> {
+        let mut down = self.reachable.down.subscribe();
+        if *down.borrow_and_update() {
+            return Err(AppError::Unavailable("database unreachable".into()));
+        }
         // A connection whose socket died while idle says so through `is_broken`; dropping it
         // here makes bb8 discard it, so we never hand out a connection known to be dead.
         for _ in 0..=self.pool.state().connections {
-            let mut conn = self.pool.get().await.map_err(pool_error)?;
+            let mut conn = tokio::select! {
+                got = self.pool.get() => got.map_err(pool_error)?,
+                _ = down.wait_for(|down| *down) => {
+                    return Err(AppError::Unavailable("database unreachable".into()));
+                }
+            };
             if !conn.is_broken() {
                 return Ok(conn);
             }
         }
-        Err(AppError::Unavailable("no working database connection".into()))
+        Err(AppError::Unavailable(
+            "no working database connection".into(),
+        ))
+    }
+
+    pub fn is_down(&self) -> bool {
+        *self.reachable.down.borrow()
+    }
+
+    /// While the database is marked down, tries a connection every `interval` and clears the
+    /// mark when one succeeds. Returns when `stop` resolves.
+    pub async fn watch(self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            if !self.is_down() {
+                continue;
+            }
+            let attempt = tokio::time::timeout(
+                self.acquire_timeout,
+                AsyncPgConnection::establish(&self.url),
+            )
+            .await;
+            if let Ok(Ok(_)) = attempt {
+                self.reachable.down.send_replace(false);
+                tracing::info!("database reachable again");
+            }
+        }
     }
 
     /// `SELECT 1` within the acquire timeout: used by readiness and health.
@@ -82,7 +176,9 @@ impl Db {
 
 fn pool_error(err: RunError) -> AppError {
     match err {
-        RunError::TimedOut => AppError::Unavailable("timed out waiting for a database connection".into()),
+        RunError::TimedOut => {
+            AppError::Unavailable("timed out waiting for a database connection".into())
+        }
         RunError::User(e) => AppError::Unavailable(format!("cannot connect to the database: {e}")),
     }
 }

@@ -112,7 +112,10 @@ async fn database_up(state: &AppState) -> bool {
 impl HealthApi {
     /// Dependency health
     #[oai(path = "/health", method = "get", operation_id = "get_health")]
-    async fn health(&self, state: Data<&AppState>) -> Result<HealthResponse, ApiError<HealthErrors>> {
+    async fn health(
+        &self,
+        state: Data<&AppState>,
+    ) -> Result<HealthResponse, ApiError<HealthErrors>> {
         let database = database_up(&state).await;
         let cache = match state.cache.health() {
             CacheHealth::Ok => DependencyStatus::Ok,

@@ -58,7 +58,8 @@ fn register_scheme(registry: &mut Registry) {
 }
 
 fn bearer(req: &Request) -> Result<Option<Claims>, Problem> {
-    let (Some(ctx), Some(state)) = (req.data::<Arc<RequestContext>>(), req.data::<AppState>()) else {
+    let (Some(ctx), Some(state)) = (req.data::<Arc<RequestContext>>(), req.data::<AppState>())
+    else {
         return Err(Problem::from(AppError::internal("request context missing")));
     };
     match ctx.bearer(req.headers(), state) {

@@ -83,12 +83,12 @@ macro_rules! impl_body_extractor {
 impl_body_extractor!(JsonBody, JSON, true, |request, body| parse_body::<T>(
     request, body, JSON, false
 ));
-impl_body_extractor!(MergePatch, MERGE_PATCH, true, |request, body| parse_body::<T>(
-    request,
-    body,
+impl_body_extractor!(
+    MergePatch,
     MERGE_PATCH,
-    true
-));
+    true,
+    |request, body| parse_body::<T>(request, body, MERGE_PATCH, true)
+);
 impl_body_extractor!(OptionalJsonBody, JSON, false, |request, body| {
     parse_optional_body::<T>(request, body)
 });
@@ -202,7 +202,10 @@ enum Violation {
 }
 
 /// Validates `value` against `T`'s published schema.
-fn check_against_schema<T: Type + RequestFields>(value: &Value, patch: bool) -> Result<(), Problem> {
+fn check_against_schema<T: Type + RequestFields>(
+    value: &Value,
+    patch: bool,
+) -> Result<(), Problem> {
     let schemas = registry_of::<T>();
     let root = T::schema_ref();
     let Some(schema) = resolve(&schemas, &root) else {
@@ -210,7 +213,9 @@ fn check_against_schema<T: Type + RequestFields>(value: &Value, patch: bool) -> 
     };
     let mut found = Vec::new();
     match value {
-        Value::Object(map) => check_object(map, schema, &schemas, T::READ_ONLY, patch, "", &mut found),
+        Value::Object(map) => {
+            check_object(map, schema, &schemas, T::READ_ONLY, patch, "", &mut found)
+        }
         _ => found.push((
             Violation::Invalid,
             FieldError::new("", "the body must be a JSON object"),
@@ -222,7 +227,10 @@ fn check_against_schema<T: Type + RequestFields>(value: &Value, patch: bool) -> 
     found.sort_by_key(|(kind, _)| *kind);
     let (code, detail) = match found[0].0 {
         Violation::ReadOnly => ("READ_ONLY_FIELD", "The body sets a read-only field."),
-        Violation::Unknown => ("UNKNOWN_FIELD", "The body has a field this operation does not accept."),
+        Violation::Unknown => (
+            "UNKNOWN_FIELD",
+            "The body has a field this operation does not accept.",
+        ),
         Violation::Missing => ("MISSING_FIELD", "The body lacks a required field."),
         Violation::Invalid => ("VALIDATION_FAILED", "The request has invalid fields."),
     };
@@ -279,13 +287,19 @@ fn check_object(
         } else if read_only.contains(&key.as_str()) {
             found.push((Violation::ReadOnly, FieldError::new(field, "is read-only")));
         } else {
-            found.push((Violation::Unknown, FieldError::new(field, "is not a known field")));
+            found.push((
+                Violation::Unknown,
+                FieldError::new(field, "is not a known field"),
+            ));
         }
     }
     if !patch {
         for required in &schema.required {
             if !map.contains_key(*required) {
-                found.push((Violation::Missing, FieldError::new(join(prefix, required), "is required")));
+                found.push((
+                    Violation::Missing,
+                    FieldError::new(join(prefix, required), "is required"),
+                ));
             }
         }
     }
@@ -339,11 +353,7 @@ fn check_value(
             };
             check_number(n, schema, &mut invalid);
         }
-        "boolean" => {
-            if !value.is_boolean() {
-                invalid("must be true or false".into());
-            }
-        }
+        "boolean" if !value.is_boolean() => invalid("must be true or false".into()),
         "array" => {
             let Some(items) = value.as_array() else {
                 return invalid("must be an array".into());
@@ -454,15 +464,24 @@ mod tests {
         const READ_ONLY: &'static [&'static str] = &["id"];
     }
 
-    fn code_of<T: Type + RequestFields>(body: Value, patch: bool) -> Option<(&'static str, Vec<String>)> {
+    fn code_of<T: Type + RequestFields>(
+        body: Value,
+        patch: bool,
+    ) -> Option<(&'static str, Vec<String>)> {
         check_against_schema::<T>(&body, patch)
             .err()
-            .map(|p| (p.code, p.errors.into_iter().map(|e| e.field).collect()))
+            .map(|p| (p.code, p.errors.iter().map(|e| e.field.clone()).collect()))
     }
 
     #[test]
     fn a_valid_body_passes() {
-        assert_eq!(code_of::<Sample>(serde_json::json!({"title": "hello", "count": 2, "slug": "ab"}), false), None);
+        assert_eq!(
+            code_of::<Sample>(
+                serde_json::json!({"title": "hello", "count": 2, "slug": "ab"}),
+                false
+            ),
+            None
+        );
     }
 
     #[test]
@@ -478,16 +497,52 @@ mod tests {
     #[test]
     fn each_violation_has_its_code_and_field() {
         let cases = [
-            (serde_json::json!({"title": "hello", "id": "x"}), "READ_ONLY_FIELD", "id"),
-            (serde_json::json!({"title": "hello", "bogus": 1}), "UNKNOWN_FIELD", "bogus"),
+            (
+                serde_json::json!({"title": "hello", "id": "x"}),
+                "READ_ONLY_FIELD",
+                "id",
+            ),
+            (
+                serde_json::json!({"title": "hello", "bogus": 1}),
+                "UNKNOWN_FIELD",
+                "bogus",
+            ),
             (serde_json::json!({}), "MISSING_FIELD", "title"),
-            (serde_json::json!({"title": 12345}), "VALIDATION_FAILED", "title"),
-            (serde_json::json!({"title": "hello", "count": 0}), "VALIDATION_FAILED", "count"),
-            (serde_json::json!({"title": "hello", "count": 1.5}), "VALIDATION_FAILED", "count"),
-            (serde_json::json!({"title": "hello", "count": 3000000000u64}), "VALIDATION_FAILED", "count"),
-            (serde_json::json!({"title": "hello", "slug": "A"}), "VALIDATION_FAILED", "slug"),
-            (serde_json::json!({"title": "he\u{0}llo"}), "VALIDATION_FAILED", "title"),
-            (serde_json::json!({"title": null}), "VALIDATION_FAILED", "title"),
+            (
+                serde_json::json!({"title": 12345}),
+                "VALIDATION_FAILED",
+                "title",
+            ),
+            (
+                serde_json::json!({"title": "hello", "count": 0}),
+                "VALIDATION_FAILED",
+                "count",
+            ),
+            (
+                serde_json::json!({"title": "hello", "count": 1.5}),
+                "VALIDATION_FAILED",
+                "count",
+            ),
+            (
+                serde_json::json!({"title": "hello", "count": 3000000000u64}),
+                "VALIDATION_FAILED",
+                "count",
+            ),
+            (
+                serde_json::json!({"title": "hello", "slug": "A"}),
+                "VALIDATION_FAILED",
+                "slug",
+            ),
+            (
+                serde_json::json!({"title": "he\u{0}llo"}),
+                "VALIDATION_FAILED",
+                "title",
+            ),
+            (
+                serde_json::json!({"title": null}),
+                "VALIDATION_FAILED",
+                "title",
+            ),
         ];
         for (body, code, field) in cases {
             let (got, fields) = code_of::<Sample>(body.clone(), false).expect("rejected");
@@ -501,9 +556,16 @@ mod tests {
     #[test]
     fn merge_patch_allows_absent_fields_and_null_only_where_nullable() {
         assert_eq!(code_of::<SamplePatch>(serde_json::json!({}), true), None);
-        assert_eq!(code_of::<SamplePatch>(serde_json::json!({"note": null}), true), None);
-        let (code, fields) = code_of::<SamplePatch>(serde_json::json!({"title": null}), true).unwrap();
-        assert_eq!((code, fields), ("VALIDATION_FAILED", vec!["title".to_string()]));
+        assert_eq!(
+            code_of::<SamplePatch>(serde_json::json!({"note": null}), true),
+            None
+        );
+        let (code, fields) =
+            code_of::<SamplePatch>(serde_json::json!({"title": null}), true).unwrap();
+        assert_eq!(
+            (code, fields),
+            ("VALIDATION_FAILED", vec!["title".to_string()])
+        );
     }
 
     #[test]
@@ -512,6 +574,9 @@ mod tests {
         assert!(media_type_is("Application/JSON", JSON));
         assert!(!media_type_is("text/plain", JSON));
         assert!(!media_type_is("application/json", MERGE_PATCH));
-        assert!(media_type_is("application/merge-patch+json;charset=UTF-8", MERGE_PATCH));
+        assert!(media_type_is(
+            "application/merge-patch+json;charset=UTF-8",
+            MERGE_PATCH
+        ));
     }
 }

@@ -155,7 +155,13 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
                 if problem.status.is_server_error() {
                     // Logged once, here, with its cause; the client sees only the code.
                     let cause = problem.cause.as_deref().unwrap_or(&problem.detail);
-                    span.in_scope(|| tracing::error!(error.code = problem.code, error.cause = cause, "request failed"));
+                    span.in_scope(|| {
+                        tracing::error!(
+                            error.code = problem.code,
+                            error.cause = cause,
+                            "request failed"
+                        )
+                    });
                 }
                 if let Some(decision) = problem.rate_limit {
                     ctx.set_rate_limit(decision);
@@ -170,9 +176,11 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
 
         let route = match self.allowed.template_for(&path) {
             Some(template) => template.to_string(),
+            // Docs, spec and metrics have fixed paths; anything else matched no route.
             None => response
                 .data::<PathPattern>()
                 .map(|p| p.0.to_string())
+                .filter(|p| !p.is_empty() && !p.contains('*') && !p.contains(':'))
                 .unwrap_or_else(|| "unmatched".to_string()),
         };
         self.decorate(&mut response, &ctx, &path);
@@ -253,8 +261,11 @@ impl<E> EdgeEndpoint<E> {
                 .with_errors(vec![FieldError::new(name, clean_reason(&e.reason))])
         } else if let Some(e) = err.downcast_ref::<ParsePathError>() {
             let name = self.param_name(path, e.name);
-            Problem::bad_request("INVALID_PARAMETER", format!("Invalid path parameter `{name}`."))
-                .with_errors(vec![FieldError::new(name, clean_reason(&e.reason))])
+            Problem::bad_request(
+                "INVALID_PARAMETER",
+                format!("Invalid path parameter `{name}`."),
+            )
+            .with_errors(vec![FieldError::new(name, clean_reason(&e.reason))])
         } else if err.is::<ContentTypeError>() {
             Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -262,7 +273,10 @@ impl<E> EdgeEndpoint<E> {
                 "Unsupported or missing `Content-Type`.",
             )
         } else if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
-            Problem::bad_request("INVALID_JSON", format!("The request body is invalid: {}.", e.reason))
+            Problem::bad_request(
+                "INVALID_JSON",
+                format!("The request body is invalid: {}.", e.reason),
+            )
         } else if err.is::<AuthorizationError>() {
             Problem::from(crate::error::AppError::Unauthenticated)
         } else {
@@ -286,9 +300,12 @@ impl<E> EdgeEndpoint<E> {
                     "PAYLOAD_TOO_LARGE",
                     "The request body is too large.",
                 ),
-                status if status.is_client_error() => Problem::new(status, "BAD_REQUEST", err.to_string()),
+                status if status.is_client_error() => {
+                    Problem::new(status, "BAD_REQUEST", err.to_string())
+                }
                 status => {
-                    let mut problem = Problem::new(status, "INTERNAL_ERROR", "An unexpected error occurred.");
+                    let mut problem =
+                        Problem::new(status, "INTERNAL_ERROR", "An unexpected error occurred.");
                     problem.cause = Some(err.to_string());
                     problem
                 }
@@ -316,7 +333,10 @@ impl<E> EdgeEndpoint<E> {
         if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
             headers.insert("x-request-id", id);
         }
-        headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+        headers.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
         headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
         headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
         if production {
@@ -447,7 +467,9 @@ async fn compress_if_large(mut response: Response, accept_encoding: Option<&str>
     let accepts_gzip = accept_encoding.is_some_and(|v| {
         v.split(',').any(|c| {
             let mut parts = c.split(';').map(str::trim);
-            parts.next().is_some_and(|name| name.eq_ignore_ascii_case("gzip"))
+            parts
+                .next()
+                .is_some_and(|name| name.eq_ignore_ascii_case("gzip"))
                 && !parts.any(|p| p.replace(' ', "") == "q=0")
         })
     });
@@ -455,7 +477,12 @@ async fn compress_if_large(mut response: Response, accept_encoding: Option<&str>
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.contains("json") || ct.starts_with("text/") || ct.contains("yaml") || ct.contains("javascript"));
+        .is_some_and(|ct| {
+            ct.contains("json")
+                || ct.starts_with("text/")
+                || ct.contains("yaml")
+                || ct.contains("javascript")
+        });
     if !accepts_gzip || !compressible || response.headers().contains_key(header::CONTENT_ENCODING) {
         return response;
     }
@@ -528,7 +555,10 @@ mod tests {
 
     #[test]
     fn sane_request_ids_are_kept_and_others_replaced() {
-        assert_eq!(request_id_of(&headers(&[("x-request-id", "abc-1.2_3")])), "abc-1.2_3");
+        assert_eq!(
+            request_id_of(&headers(&[("x-request-id", "abc-1.2_3")])),
+            "abc-1.2_3"
+        );
         for bad in ["has space", "semi;colon", &"x".repeat(129), ""] {
             let id = request_id_of(&headers(&[("x-request-id", bad)]));
             assert_ne!(id, bad);
@@ -540,19 +570,38 @@ mod tests {
     #[test]
     fn accept_headers() {
         assert!(accepts_json(&HeaderMap::new()));
-        for ok in ["application/json", "*/*", "text/html, application/*;q=0.5", "application/problem+json"] {
+        for ok in [
+            "application/json",
+            "*/*",
+            "text/html, application/*;q=0.5",
+            "application/problem+json",
+        ] {
             assert!(accepts_json(&headers(&[("accept", ok)])), "{ok}");
         }
-        for bad in ["text/html", "application/xml", "application/json;q=0", "image/*"] {
+        for bad in [
+            "text/html",
+            "application/xml",
+            "application/json;q=0",
+            "image/*",
+        ] {
             assert!(!accepts_json(&headers(&[("accept", bad)])), "{bad}");
         }
     }
 
     #[test]
     fn parameter_reasons_say_what_the_value_must_be() {
-        assert_eq!(clean_reason("verification failed. minimum(1, exclusive: false)"), "must be at least 1");
-        assert_eq!(clean_reason("verification failed. maximum(100, exclusive: false)"), "must be at most 100");
-        assert_eq!(clean_reason("failed to parse \"string_uuid\": invalid length: found 3"), "must be a UUID");
+        assert_eq!(
+            clean_reason("verification failed. minimum(1, exclusive: false)"),
+            "must be at least 1"
+        );
+        assert_eq!(
+            clean_reason("verification failed. maximum(100, exclusive: false)"),
+            "must be at most 100"
+        );
+        assert_eq!(
+            clean_reason("failed to parse \"string_uuid\": invalid length: found 3"),
+            "must be a UUID"
+        );
     }
 
     #[test]

@@ -97,7 +97,8 @@ impl<E: Endpoint> Endpoint for Idempotent<E> {
         req.set_body(bytes);
 
         let now = Utc::now();
-        let to_chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
+        let to_chrono =
+            |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
         let claimed = {
             let mut conn = state.db.conn().await.map_err(Problem::from)?;
             repo::claim(
@@ -117,7 +118,9 @@ impl<E: Endpoint> Endpoint for Idempotent<E> {
         }
 
         match self.inner.call(req).await.map(IntoResponse::into_response) {
-            Ok(response) if response.status().is_success() => store(&state, user_id, &key, response).await,
+            Ok(response) if response.status().is_success() => {
+                store(&state, user_id, &key, response).await
+            }
             outcome => {
                 // Not stored: release the key so a corrected retry can use it.
                 if let Ok(mut conn) = state.db.conn().await
@@ -150,7 +153,9 @@ async fn replay_or_refuse(
 ) -> poem::Result<Response> {
     let record = {
         let mut conn = state.db.conn().await.map_err(Problem::from)?;
-        repo::find(&mut conn, user_id, key.as_str()).await.map_err(Problem::from)?
+        repo::find(&mut conn, user_id, key.as_str())
+            .await
+            .map_err(Problem::from)?
     };
     // Gone between our claim and this read: it expired or its owner released it just now.
     let Some(record) = record else {
@@ -180,7 +185,12 @@ async fn replay_or_refuse(
 }
 
 /// Stores the owner's response and returns it unchanged.
-async fn store(state: &AppState, user_id: uuid::Uuid, key: &IdempotencyKey, response: Response) -> poem::Result<Response> {
+async fn store(
+    state: &AppState,
+    user_id: uuid::Uuid,
+    key: &IdempotencyKey,
+    response: Response,
+) -> poem::Result<Response> {
     let (parts, body) = response.into_parts();
     let bytes = body
         .into_bytes()
@@ -188,12 +198,26 @@ async fn store(state: &AppState, user_id: uuid::Uuid, key: &IdempotencyKey, resp
         .map_err(|e| Problem::from(AppError::internal(format!("reading a response: {e}"))))?;
     let headers: Vec<(&str, &str)> = REPLAYED_HEADERS
         .iter()
-        .filter_map(|name| parts.headers.get(*name).and_then(|v| v.to_str().ok()).map(|v| (*name, v)))
+        .filter_map(|name| {
+            parts
+                .headers
+                .get(*name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| (*name, v))
+        })
         .collect();
     let headers_json = serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into());
     let stored = async {
         let mut conn = state.db.conn().await?;
-        repo::complete(&mut conn, user_id, key.as_str(), parts.status.as_u16() as i16, &headers_json, &bytes).await
+        repo::complete(
+            &mut conn,
+            user_id,
+            key.as_str(),
+            parts.status.as_u16() as i16,
+            &headers_json,
+            &bytes,
+        )
+        .await
     }
     .await;
     if let Err(err) = stored {

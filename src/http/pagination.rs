@@ -69,7 +69,9 @@ fn escape(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -111,7 +113,10 @@ mod tests {
     #[test]
     fn next_links_are_paths_with_queries() {
         assert_eq!(
-            next_link("/v1/posts", &[("limit", "1".into()), ("cursor", "a_b-c".into())]),
+            next_link(
+                "/v1/posts",
+                &[("limit", "1".into()), ("cursor", "a_b-c".into())]
+            ),
             "/v1/posts?limit=1&cursor=a_b-c"
         );
         assert_eq!(next_link("/x", &[("q", "a b".into())]), "/x?q=a%20b");

@@ -90,9 +90,13 @@ impl poem_openapi::types::Example for ProblemBody {
     }
 }
 
-/// An error on its way to the client. Everything but the request id and path.
+/// An error on its way to the client. Everything but the request id and path. Boxed: errors
+/// travel through every `Result` of the edge, which should stay small.
 #[derive(Debug, Clone)]
-pub struct Problem {
+pub struct Problem(Box<ProblemDetails>);
+
+#[derive(Debug, Clone)]
+pub struct ProblemDetails {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
@@ -109,7 +113,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(ProblemDetails {
             status,
             code,
             detail: detail.into(),
@@ -119,7 +123,7 @@ impl Problem {
             rate_limit: None,
             cause: None,
             route: None,
-        }
+        }))
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
@@ -137,14 +141,21 @@ impl Problem {
     }
 
     pub fn unavailable(detail: impl Into<String>, retry_after: Duration) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", detail)
-            .with_retry_after(retry_after)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            detail,
+        )
+        .with_retry_after(retry_after)
     }
 
     /// The response, with the per-request parts filled in.
     pub fn render(&self, request_id: &str, instance: &str) -> Response {
         let body = ProblemBody {
-            type_: format!("urn:herald:problem:{}", self.code.to_ascii_lowercase().replace('_', "-")),
+            type_: format!(
+                "urn:herald:problem:{}",
+                self.code.to_ascii_lowercase().replace('_', "-")
+            ),
             title: title_of(self.status),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
@@ -170,7 +181,11 @@ impl Problem {
             let seconds = after.as_secs_f64().ceil().max(1.0) as u64;
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        if let Some(allow) = self.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+        if let Some(allow) = self
+            .allow
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
             headers.insert(header::ALLOW, allow);
         }
         response
@@ -178,10 +193,21 @@ impl Problem {
 }
 
 fn title_of(status: StatusCode) -> String {
-    status
-        .canonical_reason()
-        .unwrap_or("Error")
-        .to_string()
+    status.canonical_reason().unwrap_or("Error").to_string()
+}
+
+impl std::ops::Deref for Problem {
+    type Target = ProblemDetails;
+
+    fn deref(&self) -> &ProblemDetails {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Problem {
+    fn deref_mut(&mut self) -> &mut ProblemDetails {
+        &mut self.0
+    }
 }
 
 impl fmt::Display for Problem {
@@ -216,11 +242,10 @@ impl From<AppError> for Problem {
                 };
                 Problem::new(S::NOT_FOUND, code, format!("No such {what}."))
             }
-            AppError::MissingField(field) => Problem::bad_request(
-                "MISSING_FIELD",
-                format!("The field `{field}` is required."),
-            )
-            .with_errors(vec![FieldError::new(field, "is required")]),
+            AppError::MissingField(field) => {
+                Problem::bad_request("MISSING_FIELD", format!("The field `{field}` is required."))
+                    .with_errors(vec![FieldError::new(field, "is required")])
+            }
             AppError::ReadOnlyField(field) => Problem::bad_request(
                 "READ_ONLY_FIELD",
                 format!("The field `{field}` is read-only."),
@@ -271,11 +296,9 @@ impl From<AppError> for Problem {
                 "REFRESH_TOKEN_REUSED",
                 "This refresh token was already used; every session of the account has been revoked.",
             ),
-            AppError::Forbidden => Problem::new(
-                S::FORBIDDEN,
-                "FORBIDDEN",
-                "You are not allowed to do this.",
-            ),
+            AppError::Forbidden => {
+                Problem::new(S::FORBIDDEN, "FORBIDDEN", "You are not allowed to do this.")
+            }
             AppError::PreconditionFailed => Problem::new(
                 S::PRECONDITION_FAILED,
                 "PRECONDITION_FAILED",
@@ -406,7 +429,9 @@ impl<S: ErrorStatuses> ApiResponse for ApiError<S> {
 /// How a documented error status reads in the spec.
 fn problem_response(status: u16) -> MetaResponse {
     let description = match status {
-        400 => "Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`.",
+        400 => {
+            "Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`."
+        }
         401 => "Missing or invalid credentials (`WWW-Authenticate: Bearer`).",
         403 => "Authenticated, but not allowed (`FORBIDDEN`).",
         404 => "No such resource.",
@@ -419,7 +444,9 @@ fn problem_response(status: u16) -> MetaResponse {
         422 => "The `Idempotency-Key` was used with a different body (`IDEMPOTENCY_KEY_REUSED`).",
         429 => "Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`).",
         500 => "Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it.",
-        503 => "Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`).",
+        503 => {
+            "Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`)."
+        }
         _ => "Error.",
     };
     let mut headers = vec![MetaHeader {
@@ -482,7 +509,12 @@ mod tests {
     #[test]
     fn unauthorized_and_throttled_problems_carry_their_headers() {
         let r = Problem::from(AppError::Unauthenticated).render("r", "/");
-        assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+        assert!(
+            r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
         let r = Problem::from(AppError::RateLimited(Decision {
             bucket: crate::cache::ratelimit::Bucket::Login,
             allowed: false,

@@ -46,7 +46,8 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
         ) else {
             return self.inner.call(req).await;
         };
-        if state.settings.rate_limit_enabled {
+        // Health (in the same API service) is exempt; docs and metrics are routed elsewhere.
+        if state.settings.rate_limit_enabled && req.uri().path().starts_with("/v1/") {
             check(&state, &ctx, &req).await?;
         }
         self.inner.call(req).await
@@ -60,15 +61,18 @@ async fn check(state: &AppState, ctx: &RequestContext, req: &Request) -> Result<
         .limiter
         .hit(Bucket::Global, &ip, settings.rate_limit_global, 1)
         .await;
-    if shown.allowed && is_write(req.method()) && !req.uri().path().starts_with("/v1/auth/") {
-        if let Bearer::Valid(claims) = ctx.bearer(req.headers(), state) {
-            let writes = state
-                .limiter
-                .hit(Bucket::Writes, &claims.sub.to_string(), settings.rate_limit_writes, 1)
-                .await;
-            if !writes.allowed || writes.remaining < shown.remaining {
-                shown = writes;
-            }
+    let counts_as_write = is_write(req.method()) && !req.uri().path().starts_with("/v1/auth/");
+    if shown.allowed
+        && counts_as_write
+        && let Bearer::Valid(claims) = ctx.bearer(req.headers(), state)
+    {
+        let user = claims.sub.to_string();
+        let writes = state
+            .limiter
+            .hit(Bucket::Writes, &user, settings.rate_limit_writes, 1)
+            .await;
+        if !writes.allowed || writes.remaining < shown.remaining {
+            shown = writes;
         }
     }
     ctx.set_rate_limit(shown);
@@ -81,7 +85,10 @@ async fn check(state: &AppState, ctx: &RequestContext, req: &Request) -> Result<
 }
 
 fn is_write(method: &Method) -> bool {
-    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
 }
 
 /// Writes the `RateLimit*` headers describing `decision`.
@@ -93,8 +100,14 @@ pub fn write_headers(headers: &mut HeaderMap, decision: &Decision) {
         ("ratelimit-limit", decision.limit.to_string()),
         ("ratelimit-remaining", decision.remaining.to_string()),
         ("ratelimit-reset", reset.to_string()),
-        ("ratelimit-policy", format!("\"{name}\";q={};w={window}", decision.limit)),
-        ("ratelimit", format!("\"{name}\";r={};t={reset}", decision.remaining)),
+        (
+            "ratelimit-policy",
+            format!("\"{name}\";q={};w={window}", decision.limit),
+        ),
+        (
+            "ratelimit",
+            format!("\"{name}\";r={};t={reset}", decision.remaining),
+        ),
     ];
     for (header, value) in pairs {
         if let Ok(value) = HeaderValue::from_str(&value) {

@@ -13,7 +13,9 @@ impl AllowedMethods {
         let mut templates = Vec::new();
         if let Some(paths) = spec.get("paths").and_then(Value::as_object) {
             for (path, item) in paths {
-                let Some(item) = item.as_object() else { continue };
+                let Some(item) = item.as_object() else {
+                    continue;
+                };
                 let mut methods: Vec<String> = item
                     .keys()
                     .filter(|m| {
@@ -42,7 +44,8 @@ impl AllowedMethods {
     /// The spec's template for a concrete path (`/v1/posts/{id}`): the route label of logs and
     /// metrics.
     pub fn template_for(&self, path: &str) -> Option<&str> {
-        self.matching(path).map(|(template, _, _)| template.as_str())
+        self.matching(path)
+            .map(|(template, _, _)| template.as_str())
     }
 
     /// The name of the `index`-th path parameter of the template matching `path`.
@@ -87,10 +90,19 @@ mod tests {
             "/v1/posts/{id}": {"get": {}, "patch": {}, "delete": {}, "parameters": []}
         }});
         let allowed = AllowedMethods::from_spec(&spec);
-        assert_eq!(allowed.for_path("/v1/posts").as_deref(), Some("GET, HEAD, POST"));
-        assert_eq!(allowed.for_path("/v1/posts/abc").as_deref(), Some("DELETE, GET, HEAD, PATCH"));
+        assert_eq!(
+            allowed.for_path("/v1/posts").as_deref(),
+            Some("GET, HEAD, POST")
+        );
+        assert_eq!(
+            allowed.for_path("/v1/posts/abc").as_deref(),
+            Some("DELETE, GET, HEAD, PATCH")
+        );
         assert_eq!(allowed.for_path("/v1/nothing"), None);
-        assert_eq!(allowed.template_for("/v1/posts/abc"), Some("/v1/posts/{id}"));
+        assert_eq!(
+            allowed.template_for("/v1/posts/abc"),
+            Some("/v1/posts/{id}")
+        );
         assert_eq!(allowed.param_name("/v1/posts/abc", 0), Some("id"));
     }
 }

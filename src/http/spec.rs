@@ -60,9 +60,13 @@ fn finish(spec: &mut Value) {
     let mut request_schemas = Vec::new();
     if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
         for item in paths.values_mut() {
-            let Some(item) = item.as_object_mut() else { continue };
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
             for operation in item.values_mut() {
-                let Some(operation) = operation.as_object_mut() else { continue };
+                let Some(operation) = operation.as_object_mut() else {
+                    continue;
+                };
                 if !operation.contains_key("security") {
                     operation.insert("security".into(), Value::Array(Vec::new()));
                 }
@@ -81,7 +85,10 @@ fn finish(spec: &mut Value) {
                         }
                     }
                 }
-                if let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) {
+                if let Some(responses) = operation
+                    .get_mut("responses")
+                    .and_then(Value::as_object_mut)
+                {
                     for response in responses.values_mut() {
                         normalise_response(response);
                     }
@@ -113,7 +120,12 @@ fn normalise_response(response: &mut Value) {
     if let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) {
         let renamed: Map<String, Value> = std::mem::take(content)
             .into_iter()
-            .map(|(media, value)| (media.split(';').next().unwrap_or(&media).trim().to_string(), value))
+            .map(|(media, value)| {
+                (
+                    media.split(';').next().unwrap_or(&media).trim().to_string(),
+                    value,
+                )
+            })
             .collect();
         *content = renamed;
     }
@@ -159,14 +171,18 @@ mod tests {
                 operations += 1;
                 let at = format!("{method} {path}");
                 assert!(op["operationId"].is_string(), "{at}: operationId");
-                assert!(op["tags"].as_array().is_some_and(|t| !t.is_empty()), "{at}: tag");
+                assert!(
+                    op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+                    "{at}: tag"
+                );
                 assert!(op["summary"].is_string(), "{at}: summary");
                 assert!(op["security"].is_array(), "{at}: security");
                 for (status, response) in op["responses"].as_object().unwrap() {
                     // A health check's 503 is its own report (`status: unhealthy`), by contract.
                     let health_report = path.starts_with("/health") && status == "503";
                     if (status.starts_with('4') || status.starts_with('5')) && !health_report {
-                        let schema = &response["content"]["application/problem+json"]["schema"]["$ref"];
+                        let schema =
+                            &response["content"]["application/problem+json"]["schema"]["$ref"];
                         assert_eq!(schema, "#/components/schemas/Problem", "{at} {status}");
                     }
                 }
@@ -178,7 +194,14 @@ mod tests {
     #[test]
     fn request_bodies_reject_unknown_fields_in_the_spec() {
         let spec = document();
-        assert_eq!(spec["components"]["schemas"]["CreatePostRequest"]["additionalProperties"], false);
-        assert!(spec["components"]["schemas"]["Post"].get("additionalProperties").is_none());
+        assert_eq!(
+            spec["components"]["schemas"]["CreatePostRequest"]["additionalProperties"],
+            false
+        );
+        assert!(
+            spec["components"]["schemas"]["Post"]
+                .get("additionalProperties")
+                .is_none()
+        );
     }
 }

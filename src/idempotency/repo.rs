@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use diesel::{
     prelude::*,
-    sql_types::{Bytea, Timestamptz, Uuid as SqlUuid, Text},
+    sql_types::{Bytea, Text, Timestamptz, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -58,7 +58,11 @@ pub async fn claim(
     Ok(claimed == 1)
 }
 
-pub async fn find(conn: &mut AsyncPgConnection, user_id: Uuid, key: &str) -> AppResult<Option<IdempotencyRecord>> {
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    key: &str,
+) -> AppResult<Option<IdempotencyRecord>> {
     Ok(idempotency_keys::table
         .find((user_id, key))
         .select(IdempotencyRecord::as_select())
@@ -101,7 +105,9 @@ pub async fn release(conn: &mut AsyncPgConnection, user_id: Uuid, key: &str) -> 
 
 /// Housekeeping: deletes expired records. Returns how many.
 pub async fn purge(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> AppResult<usize> {
-    Ok(diesel::delete(idempotency_keys::table.filter(idempotency_keys::expires_at.lt(now)))
-        .execute(conn)
-        .await?)
+    Ok(
+        diesel::delete(idempotency_keys::table.filter(idempotency_keys::expires_at.lt(now)))
+            .execute(conn)
+            .await?,
+    )
 }

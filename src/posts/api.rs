@@ -81,7 +81,10 @@ pub enum GetPostResponse {
     ),
     /// The client's copy (`If-None-Match`) is current.
     #[oai(status = 304)]
-    NotModified(#[oai(header = "ETag")] String, #[oai(header = "X-Cache")] String),
+    NotModified(
+        #[oai(header = "ETag")] String,
+        #[oai(header = "X-Cache")] String,
+    ),
 }
 
 #[derive(ApiResponse)]
@@ -134,7 +137,10 @@ impl PostsApi {
         state: Data<&AppState>,
         auth: MaybeAuth,
         /// Page size (1–100).
-        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
         limit: Query<u32>,
         /// Opaque cursor from a previous page's `nextLink`.
         cursor: Query<Option<String>>,
@@ -168,13 +174,18 @@ impl PostsApi {
         id: Path<Uuid>,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<GetPostResponse, ApiError<GetPostErrors>> {
-        let Rendered { etag, body, cache } = service::get(&state, auth.actor().as_ref(), id.0).await?;
+        let Rendered { etag, body, cache } =
+            service::get(&state, auth.actor().as_ref(), id.0).await?;
         let etag = etag.unwrap_or_default();
         let cache = cache.as_str().to_string();
         if not_modified(if_none_match.0.as_deref(), &etag) {
             return Ok(GetPostResponse::NotModified(etag, cache));
         }
-        Ok(GetPostResponse::Ok(JsonBytes::from_bytes(body), etag, cache))
+        Ok(GetPostResponse::Ok(
+            JsonBytes::from_bytes(body),
+            etag,
+            cache,
+        ))
     }
 
     /// Create a post
@@ -234,7 +245,14 @@ impl PostsApi {
             content: request.content,
             published: request.published,
         };
-        let post = service::patch(&state, &auth.actor(), id.0, patch, &Preconditions::if_match(if_match.0)).await?;
+        let post = service::patch(
+            &state,
+            &auth.actor(),
+            id.0,
+            patch,
+            &Preconditions::if_match(if_match.0),
+        )
+        .await?;
         Ok(UpdatePostResponse::Ok(JsonBytes::new(&post)?, post.etag))
     }
 
@@ -242,7 +260,11 @@ impl PostsApi {
     ///
     /// By the author, a MODERATOR or an ADMIN. Answers the deleted post, or 204 when there is
     /// none, so a retried DELETE never sees 404.
-    #[oai(path = "/v1/posts/:id", method = "delete", operation_id = "delete_post")]
+    #[oai(
+        path = "/v1/posts/:id",
+        method = "delete",
+        operation_id = "delete_post"
+    )]
     async fn delete(
         &self,
         state: Data<&AppState>,
@@ -250,7 +272,14 @@ impl PostsApi {
         id: Path<Uuid>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
     ) -> Result<DeletePostResponse, ApiError<DeletePostErrors>> {
-        match service::delete(&state, &auth.actor(), id.0, &Preconditions::if_match(if_match.0)).await? {
+        match service::delete(
+            &state,
+            &auth.actor(),
+            id.0,
+            &Preconditions::if_match(if_match.0),
+        )
+        .await?
+        {
             Some(post) => Ok(DeletePostResponse::Deleted(JsonBytes::new(&post)?)),
             None => Ok(DeletePostResponse::Absent),
         }

@@ -61,10 +61,17 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<Po
 }
 
 pub async fn author_username(conn: &mut AsyncPgConnection, author_id: Uuid) -> AppResult<String> {
-    Ok(users::table.find(author_id).select(users::username).first(conn).await?)
+    Ok(users::table
+        .find(author_id)
+        .select(users::username)
+        .first(conn)
+        .await?)
 }
 
-pub async fn list(conn: &mut AsyncPgConnection, q: &ListQuery) -> AppResult<Vec<(PostRow, String)>> {
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    q: &ListQuery,
+) -> AppResult<Vec<(PostRow, String)>> {
     let mut query = posts::table
         .inner_join(users::table)
         .select((PostRow::as_select(), users::username))

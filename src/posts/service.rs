@@ -106,7 +106,11 @@ pub async fn get(state: &AppState, viewer: Option<&Actor>, id: Uuid) -> AppResul
     })
 }
 
-pub async fn list(state: &AppState, viewer: Option<&Actor>, params: ListParams) -> AppResult<Rendered> {
+pub async fn list(
+    state: &AppState,
+    viewer: Option<&Actor>,
+    params: ListParams,
+) -> AppResult<Rendered> {
     let before = match params.cursor.as_deref() {
         Some(cursor) => Some(
             decode_cursor("post", cursor)?
@@ -122,7 +126,9 @@ pub async fn list(state: &AppState, viewer: Option<&Actor>, params: ListParams) 
         StatusFilter::Draft if see_all => Visible::Drafts(None),
         StatusFilter::Draft => own.map_or(Visible::Nothing, |id| Visible::Drafts(Some(id))),
         StatusFilter::All if see_all => Visible::PublishedAndDrafts(None),
-        StatusFilter::All => own.map_or(Visible::Published, |id| Visible::PublishedAndDrafts(Some(id))),
+        StatusFilter::All => own.map_or(Visible::Published, |id| {
+            Visible::PublishedAndDrafts(Some(id))
+        }),
     };
 
     let mut link_params = Vec::new();
@@ -175,11 +181,19 @@ pub async fn list(state: &AppState, viewer: Option<&Actor>, params: ListParams) 
         )
         .await?
     };
-    let (rows, next_link) = finish_page(rows, params.limit, "post", "/v1/posts", &link_params, |(row, _)| {
-        row.id.to_string()
-    });
+    let (rows, next_link) = finish_page(
+        rows,
+        params.limit,
+        "post",
+        "/v1/posts",
+        &link_params,
+        |(row, _)| row.id.to_string(),
+    );
     let page = PostPage {
-        data: rows.into_iter().map(|(row, username)| Post::new(row, username)).collect(),
+        data: rows
+            .into_iter()
+            .map(|(row, username)| Post::new(row, username))
+            .collect(),
         next_link,
     };
     let body = serde_json::to_vec(&page)
@@ -195,7 +209,12 @@ pub async fn list(state: &AppState, viewer: Option<&Actor>, params: ListParams) 
     })
 }
 
-pub async fn create(state: &AppState, actor: &Actor, author_username: &str, input: NewPost) -> AppResult<Post> {
+pub async fn create(
+    state: &AppState,
+    actor: &Actor,
+    author_username: &str,
+    input: NewPost,
+) -> AppResult<Post> {
     let now = Utc::now();
     let row = {
         let mut conn = state.db.conn().await?;
@@ -249,7 +268,8 @@ pub async fn patch(
         content: patch.content.map(|c| c.as_str().to_string()),
         published: patch.published,
     };
-    let is_empty = changes.title.is_none() && changes.content.is_none() && changes.published.is_none();
+    let is_empty =
+        changes.title.is_none() && changes.content.is_none() && changes.published.is_none();
     let mut conn = state.db.conn().await?;
     let written = conn
         .transaction::<_, AppError, _>(async |conn| {
@@ -298,7 +318,10 @@ pub async fn delete(
     let mut conn = state.db.conn().await?;
     let deleted = conn
         .transaction::<_, AppError, _>(async |conn| {
-            let Some(current) = repo::lock(conn, id).await?.filter(|row| visible(Some(actor), row)) else {
+            let Some(current) = repo::lock(conn, id)
+                .await?
+                .filter(|row| visible(Some(actor), row))
+            else {
                 return Ok(None);
             };
             if !actor.owns_or_can(current.author_id, Permission::DeleteAnyPost) {

@@ -104,7 +104,11 @@ pub struct UsersApi;
 #[OpenApi(tag = "ApiTags::Users")]
 impl UsersApi {
     /// The caller's account
-    #[oai(path = "/v1/users/me", method = "get", operation_id = "get_current_user")]
+    #[oai(
+        path = "/v1/users/me",
+        method = "get",
+        operation_id = "get_current_user"
+    )]
     async fn me(
         &self,
         state: Data<&AppState>,
@@ -124,7 +128,10 @@ impl UsersApi {
         state: Data<&AppState>,
         auth: Auth,
         /// Page size (1–100).
-        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
         limit: Query<u32>,
         /// Opaque cursor from a previous page's `nextLink`.
         cursor: Query<Option<String>>,
@@ -138,7 +145,9 @@ impl UsersApi {
             None => None,
         };
         let rows = service::list(&state, &auth.actor(), after, i64::from(limit.0) + 1).await?;
-        let (rows, next_link) = finish_page(rows, limit.0, "user", "/v1/users", &[], |u| u.id.to_string());
+        let (rows, next_link) = finish_page(rows, limit.0, "user", "/v1/users", &[], |u| {
+            u.id.to_string()
+        });
         let page = UserPage {
             data: rows.into_iter().map(User::from).collect(),
             next_link,
@@ -181,7 +190,14 @@ impl UsersApi {
             role: request.role,
             is_active: request.is_active,
         };
-        let row = service::patch(&state, &auth.actor(), id.0, patch, &Preconditions::if_match(if_match.0)).await?;
+        let row = service::patch(
+            &state,
+            &auth.actor(),
+            id.0,
+            patch,
+            &Preconditions::if_match(if_match.0),
+        )
+        .await?;
         let user = User::from(row);
         Ok(UpdateUserResponse::Ok(JsonBytes::new(&user)?, user.etag))
     }

@@ -48,7 +48,10 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<Us
 }
 
 /// Case-insensitive, served by the `lower(email)` unique index.
-pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> AppResult<Option<UserRow>> {
+pub async fn find_by_email(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+) -> AppResult<Option<UserRow>> {
     Ok(users::table
         .filter(lower(users::email).eq(lower(email)))
         .select(UserRow::as_select())

@@ -29,7 +29,10 @@ pub struct UserPatch {
 
 impl UserPatch {
     fn is_empty(&self) -> bool {
-        self.first_name.is_none() && self.last_name.is_none() && self.role.is_none() && self.is_active.is_none()
+        self.first_name.is_none()
+            && self.last_name.is_none()
+            && self.role.is_none()
+            && self.is_active.is_none()
     }
 }
 
@@ -52,7 +55,12 @@ pub async fn get(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<UserRow
 }
 
 /// ADMIN only; newest first.
-pub async fn list(state: &AppState, actor: &Actor, after: Option<Uuid>, limit: i64) -> AppResult<Vec<UserRow>> {
+pub async fn list(
+    state: &AppState,
+    actor: &Actor,
+    after: Option<Uuid>,
+    limit: i64,
+) -> AppResult<Vec<UserRow>> {
     if !actor.can(Permission::ManageUsers) {
         return Err(AppError::Forbidden);
     }
@@ -77,10 +85,14 @@ pub async fn patch(
         return Err(AppError::Forbidden);
     }
     if actor.id == id
-        && (patch.role.is_some_and(|r| r != Role::Admin && actor.role == Role::Admin)
+        && (patch
+            .role
+            .is_some_and(|r| r != Role::Admin && actor.role == Role::Admin)
             || patch.is_active == Some(false))
     {
-        return Err(AppError::Conflict("An administrator cannot demote or deactivate themself."));
+        return Err(AppError::Conflict(
+            "An administrator cannot demote or deactivate themself.",
+        ));
     }
     let changes = UserChanges {
         first_name: patch.first_name.clone(),
@@ -91,7 +103,9 @@ pub async fn patch(
     let mut conn = state.db.conn().await?;
     let (user, deactivated) = conn
         .transaction::<_, AppError, _>(async |conn| {
-            let current = repo::lock(conn, id).await?.ok_or(AppError::NotFound(Resource::User))?;
+            let current = repo::lock(conn, id)
+                .await?
+                .ok_or(AppError::NotFound(Resource::User))?;
             if !preconditions.allow(Some(&etag_of(current.version, current.updated_at))) {
                 return Err(AppError::PreconditionFailed);
             }

@@ -54,7 +54,10 @@ async fn register_creates_a_user_with_location_and_etag() {
     let location = response.headers()["location"].to_str().unwrap().to_string();
     let etag = response.headers()["etag"].to_str().unwrap().to_string();
     let user: Value = response.json().await.unwrap();
-    assert_eq!(location, format!("/v1/users/{}", user["id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/v1/users/{}", user["id"].as_str().unwrap())
+    );
     assert_eq!(user["etag"], etag);
     assert_eq!(user["email"], "Alice@Example.com");
     assert_eq!(user["username"], "alice");
@@ -81,20 +84,54 @@ async fn register_validates_email_username_and_password_bounds() {
         ("ok@example.com", "valid_name", &"p".repeat(129), "password"),
     ];
     for (email, username, password, field) in cases {
-        let problem = assert_problem(register(&app, email, username, password).await, 400, "VALIDATION_FAILED").await;
-        assert_eq!(error_fields(&problem), vec![field.to_string()], "{email} {username}");
+        let problem = assert_problem(
+            register(&app, email, username, password).await,
+            400,
+            "VALIDATION_FAILED",
+        )
+        .await;
+        assert_eq!(
+            error_fields(&problem),
+            vec![field.to_string()],
+            "{email} {username}"
+        );
     }
     // The bounds themselves are valid.
-    assert_eq!(register(&app, "a@example.com", "abc", "12345678").await.status(), 201);
-    assert_eq!(register(&app, "b@example.com", &"b".repeat(32), &"p".repeat(128)).await.status(), 201);
+    assert_eq!(
+        register(&app, "a@example.com", "abc", "12345678")
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        register(&app, "b@example.com", &"b".repeat(32), &"p".repeat(128))
+            .await
+            .status(),
+        201
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn email_and_username_are_unique_case_insensitively() {
     let app = TestApp::spawn().await;
-    assert_eq!(register(&app, "bob@example.com", "bob", "12345678").await.status(), 201);
-    assert_problem(register(&app, "BOB@EXAMPLE.COM", "bobby", "12345678").await, 409, "EMAIL_TAKEN").await;
-    assert_problem(register(&app, "other@example.com", "bob", "12345678").await, 409, "USERNAME_TAKEN").await;
+    assert_eq!(
+        register(&app, "bob@example.com", "bob", "12345678")
+            .await
+            .status(),
+        201
+    );
+    assert_problem(
+        register(&app, "BOB@EXAMPLE.COM", "bobby", "12345678").await,
+        409,
+        "EMAIL_TAKEN",
+    )
+    .await;
+    assert_problem(
+        register(&app, "other@example.com", "bob", "12345678").await,
+        409,
+        "USERNAME_TAKEN",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -103,16 +140,42 @@ async fn register_rejects_unknown_and_server_managed_fields() {
     let base = json!({"email": "c@example.com", "username": "carol", "password": "12345678"});
     let mut unknown = base.clone();
     unknown["nickname"] = json!("c");
-    let problem = assert_problem(app.post("/v1/auth/register").json(&unknown).send().await.unwrap(), 400, "UNKNOWN_FIELD").await;
+    let problem = assert_problem(
+        app.post("/v1/auth/register")
+            .json(&unknown)
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "UNKNOWN_FIELD",
+    )
+    .await;
     assert_eq!(error_fields(&problem), vec!["nickname"]);
     for field in ["role", "id", "isActive", "createdAt"] {
         let mut read_only = base.clone();
         read_only[field] = json!("ADMIN");
-        let problem = assert_problem(app.post("/v1/auth/register").json(&read_only).send().await.unwrap(), 400, "READ_ONLY_FIELD").await;
+        let problem = assert_problem(
+            app.post("/v1/auth/register")
+                .json(&read_only)
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "READ_ONLY_FIELD",
+        )
+        .await;
         assert_eq!(error_fields(&problem), vec![field]);
     }
     // Nothing was created by the refused requests.
-    assert_eq!(app.post("/v1/auth/register").json(&base).send().await.unwrap().status(), 201);
+    assert_eq!(
+        app.post("/v1/auth/register")
+            .json(&base)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,7 +185,10 @@ async fn login_returns_tokens_and_a_strict_refresh_cookie() {
     let response = login(&app, &user.email.to_uppercase(), PASSWORD).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["cache-control"], "no-store");
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["tokenType"], "Bearer");
     assert_eq!(body["expiresIn"], 900);
@@ -133,7 +199,12 @@ async fn login_returns_tokens_and_a_strict_refresh_cookie() {
     let refresh = body["refreshToken"].as_str().unwrap();
     assert!(refresh.len() >= 43, "at least 256 bits");
     assert!(cookie.starts_with(&format!("refreshToken={refresh};")));
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/v1/auth", "Max-Age=604800"] {
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/v1/auth",
+        "Max-Age=604800",
+    ] {
         assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
     }
     assert!(!cookie.contains("Secure"), "not Secure in development");
@@ -150,7 +221,12 @@ async fn login_returns_tokens_and_a_strict_refresh_cookie() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_refresh_cookie_is_secure_in_production() {
     let secret = "p".repeat(48);
-    let app = TestApp::with(Options::default().env("APP_ENV", "production").env("JWT_SECRET", &secret)).await;
+    let app = TestApp::with(
+        Options::default()
+            .env("APP_ENV", "production")
+            .env("JWT_SECRET", &secret),
+    )
+    .await;
     let user = app.user(Role::User).await;
     let response = login(&app, &user.email, PASSWORD).await;
     assert_eq!(response.status(), 200);
@@ -182,7 +258,10 @@ async fn wrong_password_and_unknown_email_get_the_same_answer_after_the_same_wor
         login(&app, &email, "wrong-password").await;
         times.push(started.elapsed().as_secs_f64());
     }
-    assert!(times[1] > times[0] / 10.0, "unknown email answered suspiciously fast: {times:?}");
+    assert!(
+        times[1] > times[0] / 10.0,
+        "unknown email answered suspiciously fast: {times:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -198,8 +277,18 @@ async fn a_disabled_account_is_refused_only_with_the_right_password() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_problem(login(&app, &user.email, PASSWORD).await, 403, "ACCOUNT_DISABLED").await;
-    assert_problem(login(&app, &user.email, "wrong-password").await, 401, "INVALID_CREDENTIALS").await;
+    assert_problem(
+        login(&app, &user.email, PASSWORD).await,
+        403,
+        "ACCOUNT_DISABLED",
+    )
+    .await;
+    assert_problem(
+        login(&app, &user.email, "wrong-password").await,
+        401,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -217,11 +306,26 @@ async fn refresh_rotates_and_a_reused_token_revokes_every_session() {
     assert_eq!(second["user"]["id"], user.id.to_string());
 
     // r1 was rotated away: presenting it again is reuse.
-    assert_problem(refresh_with_body(&app, &r1).await, 401, "REFRESH_TOKEN_REUSED").await;
+    assert_problem(
+        refresh_with_body(&app, &r1).await,
+        401,
+        "REFRESH_TOKEN_REUSED",
+    )
+    .await;
     // Its successor and the user's other sessions are revoked.
-    assert_problem(refresh_with_body(&app, &r2).await, 401, "INVALID_REFRESH_TOKEN").await;
+    assert_problem(
+        refresh_with_body(&app, &r2).await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    )
+    .await;
     let other = other_session["refreshToken"].as_str().unwrap();
-    assert_problem(refresh_with_body(&app, other).await, 401, "INVALID_REFRESH_TOKEN").await;
+    assert_problem(
+        refresh_with_body(&app, other).await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    )
+    .await;
     // A new login still works.
     assert_eq!(login(&app, &user.email, PASSWORD).await.status(), 200);
 }
@@ -239,7 +343,10 @@ async fn refresh_works_from_the_cookie_alone_as_a_browser_sends_it() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let body: Value = response.json().await.unwrap();
     let rotated = body["refreshToken"].as_str().unwrap();
     assert_ne!(rotated, token);
@@ -249,8 +356,18 @@ async fn refresh_works_from_the_cookie_alone_as_a_browser_sends_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_missing_and_expired_refresh_tokens_are_invalid() {
     let app = TestApp::with(Options::default().env("JWT_REFRESH_EXPIRATION", "1s")).await;
-    assert_problem(refresh_with_body(&app, "not-a-token").await, 401, "INVALID_REFRESH_TOKEN").await;
-    assert_problem(app.post("/v1/auth/refresh").send().await.unwrap(), 401, "INVALID_REFRESH_TOKEN").await;
+    assert_problem(
+        refresh_with_body(&app, "not-a-token").await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    )
+    .await;
+    assert_problem(
+        app.post("/v1/auth/refresh").send().await.unwrap(),
+        401,
+        "INVALID_REFRESH_TOKEN",
+    )
+    .await;
     let user = app.user(Role::User).await;
     let session = tokens(login(&app, &user.email, PASSWORD).await).await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
@@ -277,12 +394,23 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let cookie = response.headers()["set-cookie"].to_str().unwrap();
-    assert!(cookie.starts_with("refreshToken=;") && cookie.contains("Max-Age=0"), "{cookie}");
+    assert!(
+        cookie.starts_with("refreshToken=;") && cookie.contains("Max-Age=0"),
+        "{cookie}"
+    );
     assert!(response.bytes().await.unwrap().is_empty());
-    assert_problem(refresh_with_body(&app, token).await, 401, "INVALID_REFRESH_TOKEN").await;
+    assert_problem(
+        refresh_with_body(&app, token).await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    )
+    .await;
 
     let response = app.post("/v1/auth/logout").send().await.unwrap();
-    let www = response.headers()["www-authenticate"].to_str().unwrap().to_string();
+    let www = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(www.starts_with("Bearer"));
     assert_problem(response, 401, "UNAUTHENTICATED").await;
 }
@@ -299,9 +427,18 @@ async fn forged_expired_and_foreign_tokens_are_rejected() {
         })
     };
     let sign = |claims: &Value, secret: &str, alg: Algorithm| {
-        encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        encode(
+            &Header::new(alg),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     };
-    let valid = sign(&claims(now + 600, "herald", "herald-api"), DEV_JWT_SECRET, Algorithm::HS256);
+    let valid = sign(
+        &claims(now + 600, "herald", "herald-api"),
+        DEV_JWT_SECRET,
+        Algorithm::HS256,
+    );
     let b64 = |v: &Value| {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
@@ -313,21 +450,78 @@ async fn forged_expired_and_foreign_tokens_are_rejected() {
     );
     let forged = [
         ("alg none", alg_none),
-        ("wrong key", sign(&claims(now + 600, "herald", "herald-api"), "some-other-secret-of-enough-length", Algorithm::HS256)),
-        ("expired", sign(&claims(now - 3600, "herald", "herald-api"), DEV_JWT_SECRET, Algorithm::HS256)),
-        ("wrong audience", sign(&claims(now + 600, "herald", "another-api"), DEV_JWT_SECRET, Algorithm::HS256)),
-        ("wrong issuer", sign(&claims(now + 600, "mallory", "herald-api"), DEV_JWT_SECRET, Algorithm::HS256)),
-        ("HS512", sign(&claims(now + 600, "herald", "herald-api"), DEV_JWT_SECRET, Algorithm::HS512)),
+        (
+            "wrong key",
+            sign(
+                &claims(now + 600, "herald", "herald-api"),
+                "some-other-secret-of-enough-length",
+                Algorithm::HS256,
+            ),
+        ),
+        (
+            "expired",
+            sign(
+                &claims(now - 3600, "herald", "herald-api"),
+                DEV_JWT_SECRET,
+                Algorithm::HS256,
+            ),
+        ),
+        (
+            "wrong audience",
+            sign(
+                &claims(now + 600, "herald", "another-api"),
+                DEV_JWT_SECRET,
+                Algorithm::HS256,
+            ),
+        ),
+        (
+            "wrong issuer",
+            sign(
+                &claims(now + 600, "mallory", "herald-api"),
+                DEV_JWT_SECRET,
+                Algorithm::HS256,
+            ),
+        ),
+        (
+            "HS512",
+            sign(
+                &claims(now + 600, "herald", "herald-api"),
+                DEV_JWT_SECRET,
+                Algorithm::HS512,
+            ),
+        ),
         ("garbage", "not.a.token".to_string()),
     ];
     for (what, token) in forged {
-        let response = app.get("/v1/users/me").bearer_auth(&token).send().await.unwrap();
-        assert!(response.headers().contains_key("www-authenticate"), "{what}");
+        let response = app
+            .get("/v1/users/me")
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.headers().contains_key("www-authenticate"),
+            "{what}"
+        );
         assert_problem(response, 401, "UNAUTHENTICATED").await;
     }
-    let response = app.get("/v1/users/me").bearer_auth(&valid).send().await.unwrap();
-    assert_eq!(response.status(), 200, "the same claims, correctly signed, pass");
+    let response = app
+        .get("/v1/users/me")
+        .bearer_auth(&valid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "the same claims, correctly signed, pass"
+    );
     // A token sent to an endpoint with optional auth is still checked.
-    let response = app.get("/v1/posts").bearer_auth("not.a.token").send().await.unwrap();
+    let response = app
+        .get("/v1/posts")
+        .bearer_auth("not.a.token")
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, 401, "UNAUTHENTICATED").await;
 }

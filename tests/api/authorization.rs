@@ -46,13 +46,25 @@ fn spec_operations() -> Vec<(String, String)> {
 
 #[test]
 fn every_operation_has_a_row_and_every_row_an_operation() {
-    let mut rows: Vec<(String, String)> = MATRIX.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    let mut rows: Vec<(String, String)> = MATRIX
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
     rows.sort();
     let operations = spec_operations();
     let missing: Vec<_> = operations.iter().filter(|op| !rows.contains(op)).collect();
-    assert!(missing.is_empty(), "operations without an authorization row: {missing:?}");
-    let stale: Vec<_> = rows.iter().filter(|row| !operations.contains(row)).collect();
-    assert!(stale.is_empty(), "rows for operations the spec does not have: {stale:?}");
+    assert!(
+        missing.is_empty(),
+        "operations without an authorization row: {missing:?}"
+    );
+    let stale: Vec<_> = rows
+        .iter()
+        .filter(|row| !operations.contains(row))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "rows for operations the spec does not have: {stale:?}"
+    );
 }
 
 /// What one caller's requests act on (fresh per caller, since some requests change it).
@@ -64,7 +76,9 @@ struct Fixture {
 
 async fn fixture(app: &TestApp, admin: &TestUser, n: usize) -> Fixture {
     let owner = app.user(Role::User).await;
-    let post = app.create_post(&owner, &format!("Fixture post {n}"), true).await;
+    let post = app
+        .create_post(&owner, &format!("Fixture post {n}"), true)
+        .await;
     let airport = format!("AA{}", (b'A' + n as u8) as char);
     let response = app
         .put(&format!("/v1/airports/{airport}"))
@@ -81,7 +95,13 @@ async fn fixture(app: &TestApp, admin: &TestUser, n: usize) -> Fixture {
     }
 }
 
-async fn request(app: &TestApp, method: &str, template: &str, fixture: &Fixture, n: usize) -> reqwest::RequestBuilder {
+async fn request(
+    app: &TestApp,
+    method: &str,
+    template: &str,
+    fixture: &Fixture,
+    n: usize,
+) -> reqwest::RequestBuilder {
     let user_path = format!("/v1/users/{}", fixture.target.id);
     let post_path = format!("/v1/posts/{}", fixture.post);
     let airport_path = format!("/v1/airports/{}", fixture.airport);
@@ -122,7 +142,12 @@ async fn request(app: &TestApp, method: &str, template: &str, fixture: &Fixture,
 async fn every_role_gets_the_status_the_matrix_says() {
     let app = TestApp::spawn().await;
     let setup_admin = app.user(Role::Admin).await;
-    let callers = [None, Some(Role::User), Some(Role::Moderator), Some(Role::Admin)];
+    let callers = [
+        None,
+        Some(Role::User),
+        Some(Role::Moderator),
+        Some(Role::Admin),
+    ];
     let mut failures = Vec::new();
     for (column, role) in callers.iter().enumerate() {
         let caller = match role {
@@ -137,7 +162,10 @@ async fn every_role_gets_the_status_the_matrix_says() {
             }
             let status = builder.send().await.unwrap().status().as_u16();
             if status != expected[column] {
-                failures.push(format!("{method} {template} as {role:?}: expected {}, got {status}", expected[column]));
+                failures.push(format!(
+                    "{method} {template} as {role:?}: expected {}, got {status}",
+                    expected[column]
+                ));
             }
         }
     }

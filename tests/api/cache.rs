@@ -28,18 +28,43 @@ async fn a_post_is_a_miss_then_a_hit_and_a_write_is_seen_at_once() {
     let (cache, body) = x_cache(&app, &path).await;
     assert_eq!(cache, "HIT");
     assert_eq!(body, post, "a hit is the same representation");
-    let response = app.get(&path).header("if-none-match", post["etag"].as_str().unwrap()).send().await.unwrap();
-    assert_eq!((response.status().as_u16(), response.headers()["x-cache"].to_str().unwrap()), (304, "HIT"));
+    let response = app
+        .get(&path)
+        .header("if-none-match", post["etag"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            response.status().as_u16(),
+            response.headers()["x-cache"].to_str().unwrap()
+        ),
+        (304, "HIT")
+    );
 
-    let response = app.patch(&path).bearer_auth(&user.token).body(r#"{"title": "Changed at once"}"#).send().await.unwrap();
+    let response = app
+        .patch(&path)
+        .bearer_auth(&user.token)
+        .body(r#"{"title": "Changed at once"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let (cache, body) = x_cache(&app, &path).await;
     assert_eq!(cache, "MISS");
     assert_eq!(body["title"], "Changed at once");
     assert_eq!(x_cache(&app, &path).await.0, "HIT");
 
-    app.delete(&path).bearer_auth(&user.token).send().await.unwrap();
-    assert_eq!(app.get(&path).send().await.unwrap().status(), 404, "a deleted post is not served from cache");
+    app.delete(&path)
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        app.get(&path).send().await.unwrap().status(),
+        404,
+        "a deleted post is not served from cache"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -61,7 +86,12 @@ async fn a_new_post_shows_in_the_cached_list_at_once() {
     let (_, page) = x_cache(&app, "/v1/posts").await;
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
     // Pages that depend on the caller are not cached.
-    let response = app.get("/v1/posts?status=all").bearer_auth(&user.token).send().await.unwrap();
+    let response = app
+        .get("/v1/posts?status=all")
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["x-cache"], "BYPASS");
 }
 
@@ -85,9 +115,21 @@ async fn without_redis_the_in_process_cache_works_alone() {
     let path = format!("/v1/posts/{}", post["id"].as_str().unwrap());
     assert_eq!(x_cache(&app, &path).await.0, "MISS");
     assert_eq!(x_cache(&app, &path).await.0, "HIT");
-    app.patch(&path).bearer_auth(&user.token).body(r#"{"title": "Locally changed"}"#).send().await.unwrap();
+    app.patch(&path)
+        .bearer_auth(&user.token)
+        .body(r#"{"title": "Locally changed"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(x_cache(&app, &path).await.1["title"], "Locally changed");
-    let health: Value = app.get("/health").send().await.unwrap().json().await.unwrap();
+    let health: Value = app
+        .get("/health")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["services"]["cache"], "ok");
 }
 
@@ -104,7 +146,13 @@ async fn another_instance_sees_a_change_within_a_second() {
     assert_eq!(x_cache(&b, &path).await.0, "HIT");
     x_cache(&b, "/v1/posts").await;
 
-    let response = a.patch(&path).bearer_auth(&user.token).body(r#"{"title": "Changed on A"}"#).send().await.unwrap();
+    let response = a
+        .patch(&path)
+        .bearer_auth(&user.token)
+        .body(r#"{"title": "Changed on A"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     a.create_post(&user, "Created on A", true).await;
     let started = Instant::now();
@@ -114,7 +162,10 @@ async fn another_instance_sees_a_change_within_a_second() {
         if body["title"] == "Changed on A" && page["data"][0]["title"] == "Created on A" {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(1), "B still serves stale data after 1 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "B still serves stale data after 1 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!("instance B saw A's writes after {:?}", started.elapsed());
@@ -129,14 +180,29 @@ struct PrivateRedis {
 impl PrivateRedis {
     fn start(port: u16) -> Self {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server on PATH");
-        let this = Self { port, child: Some(child) };
+        let this = Self {
+            port,
+            child: Some(child),
+        };
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(5), "redis-server did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         this
@@ -161,7 +227,11 @@ impl Drop for PrivateRedis {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,7 +241,10 @@ async fn redis_dying_under_load_costs_no_errors_and_the_cache_comes_back() {
     let app = TestApp::with(Options {
         redis: true,
         redis_url: Some(redis.url()),
-        env: vec![("REDIS_TIMEOUT".into(), "50ms".into()), ("RATE_LIMIT_GLOBAL".into(), "100000/1m".into())],
+        env: vec![
+            ("REDIS_TIMEOUT".into(), "50ms".into()),
+            ("RATE_LIMIT_GLOBAL".into(), "100000/1m".into()),
+        ],
         ..Options::default()
     })
     .await;
@@ -202,7 +275,9 @@ async fn redis_dying_under_load_costs_no_errors_and_the_cache_comes_back() {
                         .patch(&url)
                         .bearer_auth(&token)
                         .header("content-type", "application/merge-patch+json")
-                        .body(format!(r#"{{"content": "Written during the outage {count}"}}"#))
+                        .body(format!(
+                            r#"{{"content": "Written during the outage {count}"}}"#
+                        ))
                         .send()
                         .await
                 } else if count % 2 == 0 {
@@ -222,7 +297,14 @@ async fn redis_dying_under_load_costs_no_errors_and_the_cache_comes_back() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     redis.kill();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let health: Value = app.get("/health").send().await.unwrap().json().await.unwrap();
+    let health: Value = app
+        .get("/health")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["services"]["cache"], "degraded");
     assert_eq!(health["status"], "healthy");
     let (cache, _) = x_cache(&app, &path).await;
@@ -233,10 +315,19 @@ async fn redis_dying_under_load_costs_no_errors_and_the_cache_comes_back() {
     loop {
         let (cache, body) = x_cache(&app, &path).await;
         if cache == "HIT" {
-            assert!(body["content"].as_str().unwrap().starts_with("Written during the outage"), "{body}");
+            assert!(
+                body["content"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Written during the outage"),
+                "{body}"
+            );
             break;
         }
-        assert!(restarted.elapsed() < Duration::from_secs(5), "no cache hit 5 s after Redis returned");
+        assert!(
+            restarted.elapsed() < Duration::from_secs(5),
+            "no cache hit 5 s after Redis returned"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let recovered = restarted.elapsed();
@@ -245,11 +336,23 @@ async fn redis_dying_under_load_costs_no_errors_and_the_cache_comes_back() {
     for worker in load {
         let (count, slowest) = worker.await.unwrap();
         requests += count;
-        assert!(slowest < Duration::from_secs(1), "a request took {slowest:?}");
+        assert!(
+            slowest < Duration::from_secs(1),
+            "a request took {slowest:?}"
+        );
     }
-    let health: Value = app.get("/health").send().await.unwrap().json().await.unwrap();
+    let health: Value = app
+        .get("/health")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["services"]["cache"], "ok");
-    eprintln!("{requests} requests across the outage, none failed; cache hits again {recovered:?} after restart");
+    eprintln!(
+        "{requests} requests across the outage, none failed; cache hits again {recovered:?} after restart"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -267,5 +370,8 @@ async fn an_unreachable_redis_at_start_up_degrades_but_serves() {
     let response = app.get("/health").send().await.unwrap();
     assert_eq!(response.status(), 200);
     let health: Value = response.json().await.unwrap();
-    assert_eq!(health["services"], serde_json::json!({"database": "ok", "cache": "degraded"}));
+    assert_eq!(
+        health["services"],
+        serde_json::json!({"database": "ok", "cache": "degraded"})
+    );
 }

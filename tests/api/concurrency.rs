@@ -28,13 +28,19 @@ async fn a_hundred_concurrent_patches_with_one_etag_yield_one_200_and_99_412() {
     });
     let results = futures::future::join_all(requests).await;
     let winners: Vec<_> = results.iter().filter(|(_, s, _)| *s == 200).collect();
-    let losers = results.iter().filter(|(_, s, b)| *s == 412 && b["code"] == "PRECONDITION_FAILED").count();
+    let losers = results
+        .iter()
+        .filter(|(_, s, b)| *s == 412 && b["code"] == "PRECONDITION_FAILED")
+        .count();
     assert_eq!(winners.len(), 1, "exactly one 200");
     assert_eq!(losers, 99, "and 99 412s");
     let (winner, _, body) = winners[0];
     let stored: Value = app.get(&path).send().await.unwrap().json().await.unwrap();
     assert_eq!(stored["title"], format!("Written by writer {winner}"));
-    assert_eq!(stored, *body, "the stored post is exactly the winner's change");
+    assert_eq!(
+        stored, *body,
+        "the stored post is exactly the winner's change"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -53,6 +59,14 @@ async fn concurrent_patches_without_if_match_all_apply() {
     let statuses = futures::future::join_all(requests).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let stored: Value = app.get(&path).send().await.unwrap().json().await.unwrap();
-    let version: i64 = stored["etag"].as_str().unwrap().trim_matches('"').split('-').next().unwrap().parse().unwrap();
+    let version: i64 = stored["etag"]
+        .as_str()
+        .unwrap()
+        .trim_matches('"')
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(version, 21, "every write applied once, none lost");
 }

@@ -10,7 +10,12 @@ use serde_json::{Value, json};
 use crate::support::{TestApp, TestUser, assert_problem, error_fields};
 
 async fn create(app: &TestApp, user: &TestUser, body: Value) -> reqwest::Response {
-    app.post("/v1/posts").bearer_auth(&user.token).json(&body).send().await.unwrap()
+    app.post("/v1/posts")
+        .bearer_auth(&user.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn post_body(title: &str, content: &str) -> Value {
@@ -21,21 +26,37 @@ fn post_body(title: &str, content: &str) -> Value {
 async fn create_answers_201_with_location_etag_and_author() {
     let app = TestApp::spawn().await;
     let user = app.user(Role::User).await;
-    let response = create(&app, &user, json!({"title": "Hello world", "content": "Enough content here."})).await;
+    let response = create(
+        &app,
+        &user,
+        json!({"title": "Hello world", "content": "Enough content here."}),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let location = response.headers()["location"].to_str().unwrap().to_string();
     let etag = response.headers()["etag"].to_str().unwrap().to_string();
     let post: Value = response.json().await.unwrap();
-    assert_eq!(location, format!("/v1/posts/{}", post["id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/v1/posts/{}", post["id"].as_str().unwrap())
+    );
     assert_eq!(post["etag"], etag);
     assert_eq!(post["published"], false, "drafts by default");
-    assert_eq!(post["author"], json!({"id": user.id, "username": user.username}));
+    assert_eq!(
+        post["author"],
+        json!({"id": user.id, "username": user.username})
+    );
     assert_eq!(post["createdAt"], post["updatedAt"]);
     assert!(post["createdAt"].as_str().unwrap().ends_with('Z'));
     let id = uuid::Uuid::parse_str(post["id"].as_str().unwrap()).unwrap();
     assert_eq!(id.get_version_num(), 7);
     // Nobody else is able to create without a token.
-    let response = app.post("/v1/posts").json(&post_body("Hello world", "Enough content here.")).send().await.unwrap();
+    let response = app
+        .post("/v1/posts")
+        .json(&post_body("Hello world", "Enough content here."))
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, 401, "UNAUTHENTICATED").await;
 }
 
@@ -59,7 +80,13 @@ async fn title_and_content_bounds_are_exact() {
     ] {
         let response = create(&app, &user, post_body(&title, &content)).await;
         match expected {
-            None => assert_eq!(response.status(), 201, "{} / {}", title.len(), content.len()),
+            None => assert_eq!(
+                response.status(),
+                201,
+                "{} / {}",
+                title.len(),
+                content.len()
+            ),
             Some(field) => {
                 let problem = assert_problem(response, 400, "VALIDATION_FAILED").await;
                 assert_eq!(error_fields(&problem), vec![field]);
@@ -73,23 +100,69 @@ async fn bad_bodies_get_precise_problems_and_create_nothing() {
     let app = TestApp::spawn().await;
     let user = app.user(Role::User).await;
     let cases = [
-        (json!({"title": "Hello", "content": "0123456789", "views": 3}), "UNKNOWN_FIELD", "views"),
-        (json!({"title": "Hello", "content": "0123456789", "id": "x"}), "READ_ONLY_FIELD", "id"),
-        (json!({"title": "Hello", "content": "0123456789", "author": {}}), "READ_ONLY_FIELD", "author"),
-        (json!({"title": "Hello", "content": "0123456789", "etag": "\"1\""}), "READ_ONLY_FIELD", "etag"),
-        (json!({"title": "Hello", "content": "0123456789", "createdAt": "2020-01-01T00:00:00Z"}), "READ_ONLY_FIELD", "createdAt"),
+        (
+            json!({"title": "Hello", "content": "0123456789", "views": 3}),
+            "UNKNOWN_FIELD",
+            "views",
+        ),
+        (
+            json!({"title": "Hello", "content": "0123456789", "id": "x"}),
+            "READ_ONLY_FIELD",
+            "id",
+        ),
+        (
+            json!({"title": "Hello", "content": "0123456789", "author": {}}),
+            "READ_ONLY_FIELD",
+            "author",
+        ),
+        (
+            json!({"title": "Hello", "content": "0123456789", "etag": "\"1\""}),
+            "READ_ONLY_FIELD",
+            "etag",
+        ),
+        (
+            json!({"title": "Hello", "content": "0123456789", "createdAt": "2020-01-01T00:00:00Z"}),
+            "READ_ONLY_FIELD",
+            "createdAt",
+        ),
         (json!({"content": "0123456789"}), "MISSING_FIELD", "title"),
-        (json!({"title": 12345, "content": "0123456789"}), "VALIDATION_FAILED", "title"),
-        (json!({"title": false, "content": "0123456789"}), "VALIDATION_FAILED", "title"),
-        (json!({"title": "Hello", "content": "0123456789", "published": "yes"}), "VALIDATION_FAILED", "published"),
-        (json!({"title": "Hello", "content": "0123456789", "published": null}), "VALIDATION_FAILED", "published"),
-        (json!({"title": "Hel\u{0}lo", "content": "0123456789"}), "VALIDATION_FAILED", "title"),
+        (
+            json!({"title": 12345, "content": "0123456789"}),
+            "VALIDATION_FAILED",
+            "title",
+        ),
+        (
+            json!({"title": false, "content": "0123456789"}),
+            "VALIDATION_FAILED",
+            "title",
+        ),
+        (
+            json!({"title": "Hello", "content": "0123456789", "published": "yes"}),
+            "VALIDATION_FAILED",
+            "published",
+        ),
+        (
+            json!({"title": "Hello", "content": "0123456789", "published": null}),
+            "VALIDATION_FAILED",
+            "published",
+        ),
+        (
+            json!({"title": "Hel\u{0}lo", "content": "0123456789"}),
+            "VALIDATION_FAILED",
+            "title",
+        ),
     ];
     for (body, code, field) in cases {
         let problem = assert_problem(create(&app, &user, body.clone()).await, 400, code).await;
         assert_eq!(error_fields(&problem), vec![field], "{body}");
     }
-    let response = app.post("/v1/posts").bearer_auth(&user.token).json(&json!([1, 2])).send().await.unwrap();
+    let response = app
+        .post("/v1/posts")
+        .bearer_auth(&user.token)
+        .json(&json!([1, 2]))
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, 400, "VALIDATION_FAILED").await;
     let page: Value = app
         .get("/v1/posts?status=all")
@@ -100,7 +173,11 @@ async fn bad_bodies_get_precise_problems_and_create_nothing() {
         .json()
         .await
         .unwrap();
-    assert_eq!(page["data"].as_array().unwrap().len(), 0, "nothing was stored");
+    assert_eq!(
+        page["data"].as_array().unwrap().len(),
+        0,
+        "nothing was stored"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -116,15 +193,30 @@ async fn get_carries_an_etag_and_answers_304_when_it_matches() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body, post);
 
-    let response = app.get(&path).header("if-none-match", &etag).send().await.unwrap();
+    let response = app
+        .get(&path)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 304);
     assert_eq!(response.headers()["etag"].to_str().unwrap(), etag);
     assert!(response.bytes().await.unwrap().is_empty());
-    let response = app.get(&path).header("if-none-match", "\"other\"").send().await.unwrap();
+    let response = app
+        .get(&path)
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
 
     let missing = format!("/v1/posts/{}", uuid::Uuid::now_v7());
-    assert_problem(app.get(&missing).send().await.unwrap(), 404, "POST_NOT_FOUND").await;
+    assert_problem(
+        app.get(&missing).send().await.unwrap(),
+        404,
+        "POST_NOT_FOUND",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -138,22 +230,65 @@ async fn a_draft_exists_only_for_its_author_moderators_and_admins() {
     let path = format!("/v1/posts/{}", draft["id"].as_str().unwrap());
 
     assert_problem(app.get(&path).send().await.unwrap(), 404, "POST_NOT_FOUND").await;
-    assert_problem(app.get(&path).bearer_auth(&other.token).send().await.unwrap(), 404, "POST_NOT_FOUND").await;
+    assert_problem(
+        app.get(&path)
+            .bearer_auth(&other.token)
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "POST_NOT_FOUND",
+    )
+    .await;
     for viewer in [&author, &moderator, &admin] {
-        let response = app.get(&path).bearer_auth(&viewer.token).send().await.unwrap();
+        let response = app
+            .get(&path)
+            .bearer_auth(&viewer.token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["x-cache"], "BYPASS", "drafts are never cached");
+        assert_eq!(
+            response.headers()["x-cache"],
+            "BYPASS",
+            "drafts are never cached"
+        );
     }
     // Other users cannot change it or even learn it exists.
-    let response = app.patch(&path).bearer_auth(&other.token).body(r#"{"title": "Hijacked"}"#).send().await.unwrap();
+    let response = app
+        .patch(&path)
+        .bearer_auth(&other.token)
+        .body(r#"{"title": "Hijacked"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, 404, "POST_NOT_FOUND").await;
-    let response = app.delete(&path).bearer_auth(&other.token).send().await.unwrap();
+    let response = app
+        .delete(&path)
+        .bearer_auth(&other.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert_eq!(app.get(&path).bearer_auth(&author.token).send().await.unwrap().status(), 200, "still there");
+    assert_eq!(
+        app.get(&path)
+            .bearer_auth(&author.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "still there"
+    );
 
     // Lists: drafts only for those who may see them.
     let titles = |page: Value| -> Vec<String> {
-        page["data"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap().to_string()).collect()
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["title"].as_str().unwrap().to_string())
+            .collect()
     };
     app.create_post(&other, "Public post", true).await;
     let list = |token: Option<&str>, query: &str| {
@@ -164,31 +299,87 @@ async fn a_draft_exists_only_for_its_author_moderators_and_admins() {
         async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
     };
     assert_eq!(titles(list(None, "").await), vec!["Public post"]);
-    assert_eq!(titles(list(None, "?status=draft").await), Vec::<String>::new());
-    assert_eq!(titles(list(Some(&other.token), "?status=draft").await), Vec::<String>::new());
-    assert_eq!(titles(list(Some(&author.token), "?status=draft").await), vec!["Secret draft"]);
-    assert_eq!(titles(list(Some(&author.token), "?status=all").await), vec!["Public post", "Secret draft"]);
-    assert_eq!(titles(list(Some(&moderator.token), "?status=draft").await), vec!["Secret draft"]);
-    assert_eq!(titles(list(Some(&admin.token), "?status=all").await), vec!["Public post", "Secret draft"]);
-    assert_eq!(titles(list(Some(&other.token), "?status=all").await), vec!["Public post"]);
+    assert_eq!(
+        titles(list(None, "?status=draft").await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        titles(list(Some(&other.token), "?status=draft").await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        titles(list(Some(&author.token), "?status=draft").await),
+        vec!["Secret draft"]
+    );
+    assert_eq!(
+        titles(list(Some(&author.token), "?status=all").await),
+        vec!["Public post", "Secret draft"]
+    );
+    assert_eq!(
+        titles(list(Some(&moderator.token), "?status=draft").await),
+        vec!["Secret draft"]
+    );
+    assert_eq!(
+        titles(list(Some(&admin.token), "?status=all").await),
+        vec!["Public post", "Secret draft"]
+    );
+    assert_eq!(
+        titles(list(Some(&other.token), "?status=all").await),
+        vec!["Public post"]
+    );
     let by_author = format!("?status=all&authorId={}", author.id);
-    assert_eq!(titles(list(Some(&moderator.token), &by_author).await), vec!["Secret draft"]);
-    assert_eq!(titles(list(None, &format!("?authorId={}", author.id)).await), Vec::<String>::new());
+    assert_eq!(
+        titles(list(Some(&moderator.token), &by_author).await),
+        vec!["Secret draft"]
+    );
+    assert_eq!(
+        titles(list(None, &format!("?authorId={}", author.id)).await),
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn list_parameters_are_validated() {
     let app = TestApp::spawn().await;
-    for query in ["limit=0", "limit=101", "limit=abc", "limit=-1", "status=secret", "authorId=nope"] {
-        let problem = assert_problem(app.get(&format!("/v1/posts?{query}")).send().await.unwrap(), 400, "INVALID_PARAMETER").await;
+    for query in [
+        "limit=0",
+        "limit=101",
+        "limit=abc",
+        "limit=-1",
+        "status=secret",
+        "authorId=nope",
+    ] {
+        let problem = assert_problem(
+            app.get(&format!("/v1/posts?{query}")).send().await.unwrap(),
+            400,
+            "INVALID_PARAMETER",
+        )
+        .await;
         let field = query.split('=').next().unwrap();
         assert_eq!(error_fields(&problem), vec![field], "{query}");
     }
     for query in ["limit=1", "limit=100", "status=published", "status=all"] {
-        assert_eq!(app.get(&format!("/v1/posts?{query}")).send().await.unwrap().status(), 200, "{query}");
+        assert_eq!(
+            app.get(&format!("/v1/posts?{query}"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200,
+            "{query}"
+        );
     }
-    for cursor in ["%%%", "bm90LWEtY3Vyc29y", "cG9zdDpub3QtYS11dWlk", "dXNlcjowMTkzMDAwMC0wMDAwLTcwMDAtODAwMC0wMDAwMDAwMDAwMDE"] {
-        let response = app.get(&format!("/v1/posts?cursor={cursor}")).send().await.unwrap();
+    for cursor in [
+        "%%%",
+        "bm90LWEtY3Vyc29y",
+        "cG9zdDpub3QtYS11dWlk",
+        "dXNlcjowMTkzMDAwMC0wMDAwLTcwMDAtODAwMC0wMDAwMDAwMDAwMDE",
+    ] {
+        let response = app
+            .get(&format!("/v1/posts?cursor={cursor}"))
+            .send()
+            .await
+            .unwrap();
         assert_problem(response, 400, "INVALID_CURSOR").await;
     }
 }
@@ -199,7 +390,9 @@ async fn a_limit_1_walk_sees_every_post_once_while_others_are_inserted() {
     let user = app.user(Role::User).await;
     let mut existing = Vec::new();
     for i in 0..12 {
-        let post = app.create_post(&user, &format!("Existing post {i}"), true).await;
+        let post = app
+            .create_post(&user, &format!("Existing post {i}"), true)
+            .await;
         existing.push(post["id"].as_str().unwrap().to_string());
     }
     let writer = app.user(Role::User).await;
@@ -237,7 +430,10 @@ async fn a_limit_1_walk_sees_every_post_once_while_others_are_inserted() {
     let unique: HashSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no post twice");
     for id in &existing {
-        assert!(unique.contains(id), "post {id} that existed before the walk was skipped");
+        assert!(
+            unique.contains(id),
+            "post {id} that existed before the walk was skipped"
+        );
     }
     let mut sorted = seen.clone();
     sorted.sort_by(|a, b| b.cmp(a));
@@ -249,14 +445,35 @@ async fn next_links_keep_filters_and_end_with_null() {
     let app = TestApp::spawn().await;
     let user = app.user(Role::User).await;
     for i in 0..3 {
-        app.create_post(&user, &format!("Filtered post {i}"), true).await;
+        app.create_post(&user, &format!("Filtered post {i}"), true)
+            .await;
     }
     let query = format!("/v1/posts?limit=2&authorId={}&status=all", user.id);
-    let page: Value = app.get(&query).bearer_auth(&user.token).send().await.unwrap().json().await.unwrap();
+    let page: Value = app
+        .get(&query)
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let next = page["nextLink"].as_str().unwrap();
     assert!(next.starts_with("/v1/posts?limit=2&"), "{next}");
-    assert!(next.contains(&format!("authorId={}", user.id)) && next.contains("status=all") && next.contains("cursor="));
-    let page: Value = app.get(next).bearer_auth(&user.token).send().await.unwrap().json().await.unwrap();
+    assert!(
+        next.contains(&format!("authorId={}", user.id))
+            && next.contains("status=all")
+            && next.contains("cursor=")
+    );
+    let page: Value = app
+        .get(next)
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page["data"].as_array().unwrap().len(), 1);
     assert!(page["nextLink"].is_null());
 }
@@ -300,25 +517,69 @@ async fn patch_follows_ownership_roles_and_if_match() {
     assert_problem(stale, 412, "PRECONDITION_FAILED").await;
 
     assert_problem(
-        app.patch(&path).bearer_auth(&other.token).body(r#"{"title": "Not mine"}"#).send().await.unwrap(),
+        app.patch(&path)
+            .bearer_auth(&other.token)
+            .body(r#"{"title": "Not mine"}"#)
+            .send()
+            .await
+            .unwrap(),
         403,
         "FORBIDDEN",
     )
     .await;
-    assert_problem(app.patch(&path).body(r#"{"title": "Anonymous"}"#).send().await.unwrap(), 401, "UNAUTHENTICATED").await;
+    assert_problem(
+        app.patch(&path)
+            .body(r#"{"title": "Anonymous"}"#)
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "UNAUTHENTICATED",
+    )
+    .await;
     for (who, title) in [(&moderator, "Moderated title"), (&admin, "Administered")] {
-        let response = app.patch(&path).bearer_auth(&who.token).body(json!({"title": title}).to_string()).send().await.unwrap();
+        let response = app
+            .patch(&path)
+            .bearer_auth(&who.token)
+            .body(json!({"title": title}).to_string())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
     }
-    let response = app.patch(&path).bearer_auth(&author.token).body(r#"{"title": null}"#).send().await.unwrap();
+    let response = app
+        .patch(&path)
+        .bearer_auth(&author.token)
+        .body(r#"{"title": null}"#)
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, 400, "VALIDATION_FAILED").await;
-    let response = app.patch(&path).bearer_auth(&author.token).body(r#"{"title": "abc"}"#).send().await.unwrap();
+    let response = app
+        .patch(&path)
+        .bearer_auth(&author.token)
+        .body(r#"{"title": "abc"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, 400, "VALIDATION_FAILED").await;
-    let response = app.patch(&path).bearer_auth(&author.token).body(r#"{"author": {"id": "x"}}"#).send().await.unwrap();
+    let response = app
+        .patch(&path)
+        .bearer_auth(&author.token)
+        .body(r#"{"author": {"id": "x"}}"#)
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, 400, "READ_ONLY_FIELD").await;
     // An empty merge-patch changes nothing.
     let current: Value = app.get(&path).send().await.unwrap().json().await.unwrap();
-    let response = app.patch(&path).bearer_auth(&author.token).body("{}").send().await.unwrap();
+    let response = app
+        .patch(&path)
+        .bearer_auth(&author.token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap(), current);
     // Merge-patch only.
@@ -335,7 +596,10 @@ async fn patch_follows_ownership_roles_and_if_match() {
         .client
         .patch(app.url(&path))
         .bearer_auth(&author.token)
-        .header("content-type", "application/merge-patch+json; charset=utf-8")
+        .header(
+            "content-type",
+            "application/merge-patch+json; charset=utf-8",
+        )
         .body(r#"{"published": false}"#)
         .send()
         .await
@@ -343,7 +607,12 @@ async fn patch_follows_ownership_roles_and_if_match() {
     assert_eq!(response.status(), 200, "media type parameters are fine");
     let missing = format!("/v1/posts/{}", uuid::Uuid::now_v7());
     assert_problem(
-        app.patch(&missing).bearer_auth(&admin.token).body(r#"{"title": "Nothing here"}"#).send().await.unwrap(),
+        app.patch(&missing)
+            .bearer_auth(&admin.token)
+            .body(r#"{"title": "Nothing here"}"#)
+            .send()
+            .await
+            .unwrap(),
         404,
         "POST_NOT_FOUND",
     )
@@ -359,9 +628,29 @@ async fn delete_answers_the_post_then_204_and_respects_roles_and_if_match() {
     let post = app.create_post(&author, "Short lived", true).await;
     let path = format!("/v1/posts/{}", post["id"].as_str().unwrap());
 
-    assert_problem(app.delete(&path).bearer_auth(&other.token).send().await.unwrap(), 403, "FORBIDDEN").await;
-    assert_problem(app.delete(&path).send().await.unwrap(), 401, "UNAUTHENTICATED").await;
-    let stale = app.delete(&path).bearer_auth(&author.token).header("if-match", "\"0-0\"").send().await.unwrap();
+    assert_problem(
+        app.delete(&path)
+            .bearer_auth(&other.token)
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+    assert_problem(
+        app.delete(&path).send().await.unwrap(),
+        401,
+        "UNAUTHENTICATED",
+    )
+    .await;
+    let stale = app
+        .delete(&path)
+        .bearer_auth(&author.token)
+        .header("if-match", "\"0-0\"")
+        .send()
+        .await
+        .unwrap();
     assert_problem(stale, 412, "PRECONDITION_FAILED").await;
 
     let response = app
@@ -373,12 +662,25 @@ async fn delete_answers_the_post_then_204_and_respects_roles_and_if_match() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap(), post);
-    let again = app.delete(&path).bearer_auth(&author.token).send().await.unwrap();
+    let again = app
+        .delete(&path)
+        .bearer_auth(&author.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), StatusCode::NO_CONTENT);
     assert!(again.bytes().await.unwrap().is_empty());
     assert_problem(app.get(&path).send().await.unwrap(), 404, "POST_NOT_FOUND").await;
 
     let post = app.create_post(&author, "Moderated away", true).await;
     let path = format!("/v1/posts/{}", post["id"].as_str().unwrap());
-    assert_eq!(app.delete(&path).bearer_auth(&moderator.token).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.delete(&path)
+            .bearer_auth(&moderator.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }

@@ -10,7 +10,12 @@ use crate::support::{PASSWORD, TestApp, assert_problem, error_fields};
 async fn me_returns_the_caller_with_an_etag_and_honours_if_none_match() {
     let app = TestApp::spawn().await;
     let user = app.user(Role::User).await;
-    let response = app.get("/v1/users/me").bearer_auth(&user.token).send().await.unwrap();
+    let response = app
+        .get("/v1/users/me")
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let etag = response.headers()["etag"].to_str().unwrap().to_string();
     assert!(etag.starts_with('"') && etag.ends_with('"'));
@@ -31,7 +36,12 @@ async fn me_returns_the_caller_with_an_etag_and_honours_if_none_match() {
     assert_eq!(response.headers()["etag"].to_str().unwrap(), etag);
     assert!(response.bytes().await.unwrap().is_empty());
 
-    assert_problem(app.get("/v1/users/me").send().await.unwrap(), 401, "UNAUTHENTICATED").await;
+    assert_problem(
+        app.get("/v1/users/me").send().await.unwrap(),
+        401,
+        "UNAUTHENTICATED",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -49,7 +59,15 @@ async fn only_admins_list_users_newest_first_with_cursor_pages() {
     let mut seen = Vec::new();
     let mut next = Some("/v1/users?limit=2".to_string());
     while let Some(link) = next {
-        let page: Value = app.get(&link).bearer_auth(&admin.token).send().await.unwrap().json().await.unwrap();
+        let page: Value = app
+            .get(&link)
+            .bearer_auth(&admin.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         for user in page["data"].as_array().unwrap() {
             seen.push(uuid::Uuid::parse_str(user["id"].as_str().unwrap()).unwrap());
         }
@@ -61,11 +79,29 @@ async fn only_admins_list_users_newest_first_with_cursor_pages() {
     assert_eq!(seen, created);
 
     for token in [&moderator.token] {
-        assert_problem(app.get("/v1/users").bearer_auth(token).send().await.unwrap(), 403, "FORBIDDEN").await;
+        assert_problem(
+            app.get("/v1/users")
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+            403,
+            "FORBIDDEN",
+        )
+        .await;
     }
-    assert_problem(app.get("/v1/users").send().await.unwrap(), 401, "UNAUTHENTICATED").await;
     assert_problem(
-        app.get("/v1/users?cursor=bm9wZQ").bearer_auth(&admin.token).send().await.unwrap(),
+        app.get("/v1/users").send().await.unwrap(),
+        401,
+        "UNAUTHENTICATED",
+    )
+    .await;
+    assert_problem(
+        app.get("/v1/users?cursor=bm9wZQ")
+            .bearer_auth(&admin.token)
+            .send()
+            .await
+            .unwrap(),
         400,
         "INVALID_CURSOR",
     )
@@ -80,15 +116,62 @@ async fn a_user_reads_only_themself_and_admins_read_anyone() {
     let admin = app.user(Role::Admin).await;
     let path = format!("/v1/users/{}", bob.id);
 
-    assert_eq!(app.get(&path).bearer_auth(&bob.token).send().await.unwrap().status(), 200);
-    assert_eq!(app.get(&path).bearer_auth(&admin.token).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.get(&path)
+            .bearer_auth(&bob.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get(&path)
+            .bearer_auth(&admin.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // IDOR: another user's id is refused, whether it exists or not.
-    assert_problem(app.get(&path).bearer_auth(&alice.token).send().await.unwrap(), 403, "FORBIDDEN").await;
+    assert_problem(
+        app.get(&path)
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "FORBIDDEN",
+    )
+    .await;
     let missing = format!("/v1/users/{}", uuid::Uuid::now_v7());
-    assert_problem(app.get(&missing).bearer_auth(&alice.token).send().await.unwrap(), 403, "FORBIDDEN").await;
-    assert_problem(app.get(&missing).bearer_auth(&admin.token).send().await.unwrap(), 404, "USER_NOT_FOUND").await;
+    assert_problem(
+        app.get(&missing)
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+    assert_problem(
+        app.get(&missing)
+            .bearer_auth(&admin.token)
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "USER_NOT_FOUND",
+    )
+    .await;
     let problem = assert_problem(
-        app.get("/v1/users/not-a-uuid").bearer_auth(&admin.token).send().await.unwrap(),
+        app.get("/v1/users/not-a-uuid")
+            .bearer_auth(&admin.token)
+            .send()
+            .await
+            .unwrap(),
         400,
         "INVALID_PARAMETER",
     )
@@ -114,7 +197,10 @@ async fn users_change_their_names_but_only_admins_change_roles() {
     assert_eq!(response.status(), 200);
     let etag = response.headers()["etag"].to_str().unwrap().to_string();
     let body: Value = response.json().await.unwrap();
-    assert_eq!((body["firstName"].as_str(), body["lastName"].as_str()), (Some("Alice"), Some("Liddell")));
+    assert_eq!(
+        (body["firstName"].as_str(), body["lastName"].as_str()),
+        (Some("Alice"), Some("Liddell"))
+    );
     assert_eq!(body["etag"], etag);
 
     // null clears; absent keeps.
@@ -136,7 +222,13 @@ async fn users_change_their_names_but_only_admins_change_roles() {
         (&alice.token, json!({"isActive": false})),
         (&bob.token, json!({"firstName": "Mallory"})),
     ] {
-        let response = app.patch(&alice_path).bearer_auth(token).body(patch.to_string()).send().await.unwrap();
+        let response = app
+            .patch(&alice_path)
+            .bearer_auth(token)
+            .body(patch.to_string())
+            .send()
+            .await
+            .unwrap();
         assert_problem(response, 403, "FORBIDDEN").await;
     }
     let response = app
@@ -148,7 +240,10 @@ async fn users_change_their_names_but_only_admins_change_roles() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!((body["role"].as_str(), body["firstName"].as_str()), (Some("MODERATOR"), Some("Al")));
+    assert_eq!(
+        (body["role"].as_str(), body["firstName"].as_str()),
+        (Some("MODERATOR"), Some("Al"))
+    );
 
     // Stale If-Match.
     let response = app
@@ -162,8 +257,17 @@ async fn users_change_their_names_but_only_admins_change_roles() {
     assert_problem(response, 412, "PRECONDITION_FAILED").await;
 
     // Read-only and unknown fields, wrong media type.
-    for (patch, code) in [(r#"{"email": "x@example.com"}"#, "READ_ONLY_FIELD"), (r#"{"nick": "x"}"#, "UNKNOWN_FIELD")] {
-        let response = app.patch(&alice_path).bearer_auth(&alice.token).body(patch).send().await.unwrap();
+    for (patch, code) in [
+        (r#"{"email": "x@example.com"}"#, "READ_ONLY_FIELD"),
+        (r#"{"nick": "x"}"#, "UNKNOWN_FIELD"),
+    ] {
+        let response = app
+            .patch(&alice_path)
+            .bearer_auth(&alice.token)
+            .body(patch)
+            .send()
+            .await
+            .unwrap();
         assert_problem(response, 400, code).await;
     }
     let response = app
@@ -183,11 +287,28 @@ async fn an_admin_cannot_demote_or_deactivate_themself() {
     let admin = app.user(Role::Admin).await;
     let path = format!("/v1/users/{}", admin.id);
     for patch in [r#"{"role": "USER"}"#, r#"{"isActive": false}"#] {
-        let response = app.patch(&path).bearer_auth(&admin.token).body(patch).send().await.unwrap();
+        let response = app
+            .patch(&path)
+            .bearer_auth(&admin.token)
+            .body(patch)
+            .send()
+            .await
+            .unwrap();
         assert_problem(response, 409, "CONFLICT").await;
     }
-    let me: Value = app.get("/v1/users/me").bearer_auth(&admin.token).send().await.unwrap().json().await.unwrap();
-    assert_eq!((me["role"].as_str(), me["isActive"].as_bool()), (Some("ADMIN"), Some(true)));
+    let me: Value = app
+        .get("/v1/users/me")
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["role"].as_str(), me["isActive"].as_bool()),
+        (Some("ADMIN"), Some(true))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

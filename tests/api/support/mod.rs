@@ -8,10 +8,11 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::{collections::HashMap, sync::OnceLock, time::Duration};
 
 use diesel::sql_query;
-use redis::Commands as _;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use herald::{
     app::{self, Server},
@@ -20,6 +21,7 @@ use herald::{
     state::AppState,
     users::{model::NewUserRow, repo as users_repo},
 };
+use redis::Commands as _;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -40,7 +42,9 @@ pub fn redis_url() -> String {
 /// `admin_database_url` with another database name.
 pub fn database_url(name: &str) -> String {
     let admin = admin_database_url();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
     format!("{base}/{name}")
 }
 
@@ -75,11 +79,16 @@ async fn template() -> &'static str {
             let digest = hash.finalize();
             let name = format!(
                 "herald_tpl_{}",
-                digest[..6].iter().map(|b| format!("{b:02x}")).collect::<String>()
+                digest[..6]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
             );
             let mut admin = AsyncPgConnection::establish(&admin_database_url())
                 .await
-                .expect("connect to TEST_DATABASE_URL (run scripts/test, or see tests/api/support)");
+                .expect(
+                    "connect to TEST_DATABASE_URL (run scripts/test, or see tests/api/support)",
+                );
             // One creator at a time, across test processes.
             sql_query("SELECT pg_advisory_lock(424242)")
                 .execute(&mut admin)
@@ -168,7 +177,10 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         // Drop runs outside async; use a private runtime on its own thread.
         let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async {
@@ -196,7 +208,9 @@ impl Drop for RedisPrefix {
     fn drop(&mut self) {
         let pattern = format!("{}*", self.0);
         let _ = std::thread::spawn(move || {
-            let Ok(client) = redis::Client::open(redis_url()) else { return };
+            let Ok(client) = redis::Client::open(redis_url()) else {
+                return;
+            };
             let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
                 return;
             };
@@ -251,7 +265,11 @@ pub struct TestApp {
     _database: Option<TestDatabase>,
 }
 
-pub fn settings_for(database_url: &str, redis: Option<(&str, &str)>, env: &[(String, String)]) -> Settings {
+pub fn settings_for(
+    database_url: &str,
+    redis: Option<(&str, &str)>,
+    env: &[(String, String)],
+) -> Settings {
     let mut vars: HashMap<String, String> = [
         ("APP_ENV", "development"),
         ("HOST", "127.0.0.1"),
@@ -301,9 +319,12 @@ impl TestApp {
             (None, false) => (None, String::new()),
         };
         let redis_url = options.redis_url.clone().unwrap_or_else(redis_url);
-        let redis = (options.redis || options.redis_prefix.is_some()).then_some((redis_url.as_str(), prefix.as_str()));
+        let redis = (options.redis || options.redis_prefix.is_some())
+            .then_some((redis_url.as_str(), prefix.as_str()));
         let settings = settings_for(&database_url, redis, &options.env);
-        let server = app::start(settings, std::future::pending()).await.expect("start app");
+        let server = app::start(settings, std::future::pending())
+            .await
+            .expect("start app");
         let base = format!("http://{}", server.addr);
         Self {
             base,
@@ -462,12 +483,19 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> Valu
         Some("application/problem+json"),
         "content type of {path}"
     );
-    assert_eq!(headers.get("x-error-code").and_then(|v| v.to_str().ok()), Some(code), "{body}");
+    assert_eq!(
+        headers.get("x-error-code").and_then(|v| v.to_str().ok()),
+        Some(code),
+        "{body}"
+    );
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status, "{body}");
     assert_eq!(body["instance"], path, "{body}");
     assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
-    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     assert_eq!(body["requestId"], request_id, "{body}");
     body
 }
