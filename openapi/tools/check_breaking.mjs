@@ -295,8 +295,8 @@ if (useOptic) {
       const indent = m[1].length;
       while (context.length && context.at(-1)[0] >= indent) context.pop();
       context.push([indent, m[2].replace(/:$/, "")]);
-    } else if (/invalid .* at /.test(line)) {
-      opticWarnings.push(line.trim());
+    } else if (/invalid .* at /.test(line) && line.includes(relative(root, headPath))) {
+      opticWarnings.push(line.trim()); // problems Optic sees in the head spec
     }
   }
   if (res.status !== 0 && opticFindings === 0) {

@@ -18,6 +18,8 @@
 HERALD_ROOT="${HERALD_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 HERALD_BIN="${HERALD_BIN:-${CARGO_TARGET_DIR:-$HERALD_ROOT/target}/debug/herald}"
 
+_HERALD_REDIS_PURGE="local c = '0' repeat local r = redis.call('SCAN', c, 'MATCH', ARGV[1], 'COUNT', 1000) c = r[1] for _, k in ipairs(r[2]) do redis.call('DEL', k) end until c == '0' return 0"
+
 _herald_log() { printf 'herald: %s\n' "$*" >&2; }
 
 # Replace the database name (the URL path) of a postgres URL, keeping any query string.
@@ -146,7 +148,7 @@ herald_down() {
             done
             kill -0 "$HERALD_PID" 2>/dev/null && kill -KILL "$HERALD_PID" 2>/dev/null
         fi
-        wait "$HERALD_PID" 2>/dev/null
+        wait "$HERALD_PID" 2>/dev/null || true
         unset HERALD_PID
     fi
     if [[ "${_HERALD_DB_CREATED:-}" == 1 ]]; then
@@ -155,8 +157,9 @@ herald_down() {
         unset _HERALD_DB_CREATED
     fi
     if [[ -n "${HERALD_REDIS_PREFIX:-}" ]] && command -v redis-cli >/dev/null; then
-        redis-cli -u "$REDIS_URL" --scan --pattern "${HERALD_REDIS_PREFIX}*" 2>/dev/null \
-            | xargs -r -n 500 redis-cli -u "$REDIS_URL" DEL >/dev/null 2>&1
+        # One server-side SCAN + DEL loop: key names may hold any character (rate-limit keys
+        # carry the login email as sent).
+        redis-cli -u "$REDIS_URL" EVAL "$_HERALD_REDIS_PURGE" 0 "${HERALD_REDIS_PREFIX}*" >/dev/null 2>&1 || true
         unset HERALD_REDIS_PREFIX
     fi
     if [[ -n "${HERALD_TMP:-}" && -d "$HERALD_TMP" ]]; then
