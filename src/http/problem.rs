@@ -47,7 +47,7 @@ impl FieldError {
 
 /// Problem details (RFC 9457) as every error response carries them.
 #[derive(Debug, Clone, Object, Serialize)]
-#[oai(rename = "Problem", example)]
+#[oai(rename = "Problem", rename_all = "camelCase", example)]
 #[serde(rename_all = "camelCase")]
 pub struct ProblemBody {
     /// A URI identifying the problem type (`urn:herald:problem:<code>`).

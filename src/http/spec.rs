@@ -192,6 +192,35 @@ mod tests {
     }
 
     #[test]
+    fn serialized_examples_use_the_property_names_the_spec_publishes() {
+        // serde writes the bodies, poem-openapi writes the spec: their names must agree.
+        use poem_openapi::types::Example;
+        let spec = document();
+        let cases = [
+            (
+                "Problem",
+                serde_json::to_value(crate::http::problem::ProblemBody::example()),
+            ),
+            (
+                "Airport",
+                serde_json::to_value(crate::airports::model::Airport::example()),
+            ),
+        ];
+        for (name, value) in cases {
+            let value = value.unwrap();
+            let properties = spec["components"]["schemas"][name]["properties"]
+                .as_object()
+                .unwrap();
+            for key in value.as_object().unwrap().keys() {
+                assert!(
+                    properties.contains_key(key),
+                    "{name}.{key} is not in the spec"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn request_bodies_reject_unknown_fields_in_the_spec() {
         let spec = document();
         assert_eq!(

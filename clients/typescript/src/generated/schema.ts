@@ -517,7 +517,7 @@ export interface components {
          *         }
          *       ],
          *       "instance": "/v1/posts",
-         *       "request_id": "0193a1c2-7d4e-7c3a-9f1e-2b8c4d5e6f70",
+         *       "requestId": "0193a1c2-7d4e-7c3a-9f1e-2b8c4d5e6f70",
          *       "status": 400,
          *       "title": "Validation failed",
          *       "type": "urn:herald:problem:validation-failed"
@@ -533,7 +533,7 @@ export interface components {
             /** @description The request path. */
             instance: string;
             /** @description The request id (`X-Request-Id`) to quote when reporting the problem. */
-            request_id: string;
+            requestId: string;
             /**
              * Format: uint16
              * @description The HTTP status code.
