@@ -8,6 +8,7 @@
 //!   media type back on every PATCH;
 //! - a 204 or 304 beside a success with a body, and the health checks' own 503 report, are
 //!   dropped: `lib.rs` maps those statuses (they arrive as "unexpected responses").
+//!
 //! Bodies that need an explicit `null` (user and airport patches) use the hand-written types in
 //! `src/patch.rs`.
 

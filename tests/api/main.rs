@@ -1,6 +1,9 @@
 //! Integration tests: the real app on a random port, a fresh PostgreSQL database per test, real
 //! Redis where a test needs it, HTTP in between. One binary, one module per area.
 
+// A failed unwrap in a test is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod airports;
 mod auth;
 mod authorization;
