@@ -12,6 +12,8 @@
 #   REDIS_URL           default redis://127.0.0.1:6379
 #   HERALD_SKIP_BUILD=1 use the existing target/debug/herald as it is
 #   HERALD_LOG_LEVEL    LOG_LEVEL for the server (default info)
+#   HERALD_LOG_KEEP     move the server log there at herald_down (otherwise it is deleted,
+#                       or kept in its scratch directory when the shell exits non-zero)
 # Outputs: HERALD_URL, ADMIN_TOKEN, HERALD_DATABASE_URL, HERALD_LOG (the server's JSON log file),
 #          HERALD_PID, HERALD_TMP (scratch directory removed by herald_down).
 
@@ -163,7 +165,12 @@ herald_down() {
         unset HERALD_REDIS_PREFIX
     fi
     if [[ -n "${HERALD_TMP:-}" && -d "$HERALD_TMP" ]]; then
-        if [[ "${HERALD_KEEP_LOG:-}" == 1 || $status -ne 0 ]]; then
+        if [[ -n "${HERALD_LOG_KEEP:-}" ]]; then
+            # The caller names where the log goes (replaced on every run).
+            mkdir -p "$(dirname "$HERALD_LOG_KEEP")" && mv -f "$HERALD_LOG" "$HERALD_LOG_KEEP" \
+                && _herald_log "server log: $HERALD_LOG_KEEP"
+            rm -rf "$HERALD_TMP"
+        elif [[ $status -ne 0 ]]; then
             _herald_log "server log kept at $HERALD_LOG"
         else
             rm -rf "$HERALD_TMP"
