@@ -22,7 +22,7 @@ use crate::{
     housekeeping,
     http::{edge::Edge, rate_limit::RateLimit, routes::AllowedMethods, spec},
     metrics,
-    state::{AppState, Lifecycle, Phase},
+    state::{AppState, Lifecycle, Phase, Services},
 };
 
 /// A running server.
@@ -71,7 +71,7 @@ pub fn build_state(settings: Settings) -> Result<AppState, AppError> {
         settings.database_pool_size,
         settings.database_acquire_timeout,
     );
-    Ok(AppState {
+    Ok(AppState::new(Services {
         cache: Cache::new(
             settings.cache_enabled,
             settings.cache_ttl_post,
@@ -85,7 +85,7 @@ pub fn build_state(settings: Settings) -> Result<AppState, AppError> {
         redis,
         db,
         settings: Arc::new(settings),
-    })
+    }))
 }
 
 /// Every route: the API (spec operations), the spec, the docs UIs and `/metrics`, behind the

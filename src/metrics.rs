@@ -3,7 +3,9 @@
 //! overload rejections; pool gauges (refreshed when scraped). Label values are bounded: route
 //! templates and fixed names, never raw paths.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{borrow::Cow, sync::OnceLock, time::Duration};
+
+use poem::http::Method;
 
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -31,12 +33,56 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
-    let status = status.to_string();
-    counter!("herald_http_requests_total", "method" => method.to_string(), "route" => route.to_string(), "status" => status)
+/// Counts a request. Labels are `&'static` on the hot path (route templates are interned at
+/// start-up), so recording allocates nothing.
+pub fn record_request(method: &Method, route: Cow<'static, str>, status: u16, elapsed: Duration) {
+    let method = method_label(method);
+    let status = status_label(status);
+    counter!("herald_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
-    histogram!("herald_http_request_duration_seconds", "method" => method.to_string(), "route" => route.to_string())
+    histogram!("herald_http_request_duration_seconds", "method" => method, "route" => route)
         .record(elapsed.as_secs_f64());
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+fn status_label(status: u16) -> Cow<'static, str> {
+    const KNOWN: &[(u16, &str)] = &[
+        (200, "200"),
+        (201, "201"),
+        (204, "204"),
+        (304, "304"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (406, "406"),
+        (409, "409"),
+        (412, "412"),
+        (413, "413"),
+        (414, "414"),
+        (415, "415"),
+        (422, "422"),
+        (429, "429"),
+        (500, "500"),
+        (503, "503"),
+    ];
+    match KNOWN.iter().find(|(code, _)| *code == status) {
+        Some((_, label)) => Cow::Borrowed(label),
+        None => Cow::Owned(status.to_string()),
+    }
 }
 
 pub fn record_cache(kind: &'static str, result: &'static str) {

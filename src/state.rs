@@ -1,5 +1,5 @@
 //! `AppState`: everything a request may need (settings, pools, cache, limiter, keys), shared
-//! through `poem`'s `Data`. Cheap to clone: every field is a handle.
+//! through `poem`'s `Data`. One `Arc`: cloning it per request is a reference-count bump.
 
 use std::sync::{
     Arc,
@@ -14,7 +14,23 @@ use crate::{
 };
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+pub struct Services {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub redis: Option<Arc<Redis>>,

@@ -39,6 +39,7 @@ page_type!(
 #[oai(rename_all = "camelCase", example)]
 pub struct AirportPutRequest {
     /// Optional; if sent, it must equal the code in the path.
+    #[oai(skip_serializing_if_is_none)]
     pub airport_code: Option<AirportCode>,
     #[oai(validator(minimum(value = "1")))]
     pub runways: i32,
@@ -62,8 +63,9 @@ impl poem_openapi::types::Example for AirportPutRequest {
 #[oai(rename_all = "camelCase", example)]
 pub struct AirportPatchRequest {
     /// Optional; if sent, it must equal the code in the path.
+    #[oai(skip_serializing_if_is_none)]
     pub airport_code: Option<AirportCode>,
-    #[oai(validator(minimum(value = "1")))]
+    #[oai(skip_serializing_if_is_none, validator(minimum(value = "1")))]
     pub runways: Option<i32>,
     #[oai(nullable, validator(minimum(value = "0")))]
     pub takeoffs_per_hour: MaybeUndefined<i32>,
@@ -180,6 +182,7 @@ impl AirportsApi {
         )]
         limit: Query<u32>,
         /// Opaque cursor from a previous page's `nextLink`.
+        #[oai(validator(min_length = 1, max_length = 512))]
         cursor: Query<Option<String>>,
     ) -> Result<ListAirportsResponse, ApiError<ListAirportsErrors>> {
         let after = match cursor.0.as_deref() {

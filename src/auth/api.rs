@@ -47,7 +47,7 @@ impl RequestFields for RegisterRequest {
 #[oai(rename_all = "camelCase")]
 pub struct LoginRequest {
     pub email: Email,
-    #[oai(validator(min_length = 1, max_length = 1024))]
+    #[oai(validator(min_length = 1, max_length = 1024, pattern = r"^[^\x00]*$"))]
     pub password: String,
 }
 
@@ -59,7 +59,7 @@ impl RequestFields for LoginRequest {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct RefreshRequest {
-    #[oai(validator(min_length = 1, max_length = 512))]
+    #[oai(validator(min_length = 1, max_length = 512, pattern = r"^[^\x00]*$"))]
     pub refresh_token: String,
 }
 

@@ -8,6 +8,15 @@
 //! is refused before the password is checked, and only failures count), and its state cannot
 //! be shared through Redis. One algorithm in both stores keeps limits identical when Redis goes
 //! away.
+//!
+//! Hot keys (one busy client IP, one busy user) would cost a Redis round trip per request, so
+//! the global and write limits reserve tokens in batches ("leases"): a reservation is one
+//! atomic `INCRBY n` of the shared counter, and requests then spend the reserved tokens in
+//! process. A lease starts at one token, doubles while refills come faster than every 100 ms
+//! (up to 256) and never exceeds an eighth of what is left of the limit, so limits stay exact
+//! near their boundary and other instances only ever see reserved tokens as spent (never more
+//! requests than the limit pass in total). Failed logins are not leased: they are rare and
+//! peeked at.
 
 use std::{
     sync::{
@@ -81,14 +90,36 @@ impl Decision {
 pub struct RateLimiter {
     redis: Option<Arc<Redis>>,
     local: Arc<LocalWindows>,
+    leases: moka::sync::Cache<(Bucket, String), Arc<tokio::sync::Mutex<Lease>>>,
     script: Arc<::redis::Script>,
 }
+
+/// Tokens of one key reserved in Redis by this instance.
+#[derive(Debug, Default)]
+struct Lease {
+    /// Reserved and not spent yet.
+    unused: u64,
+    /// The shared counter after our last reservation.
+    counted: u64,
+    window_ends: Option<Instant>,
+    /// The last reservation's size.
+    size: u64,
+    last_refill: Option<Instant>,
+}
+
+const MAX_LEASE: u64 = 256;
+/// Refills closer together than this mean the key is hot: reserve more next time.
+const HOT_REFILL: Duration = Duration::from_millis(100);
 
 impl RateLimiter {
     pub fn new(redis: Option<Arc<Redis>>) -> Self {
         Self {
             redis,
             local: Arc::new(LocalWindows::default()),
+            leases: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
             // KEYS[1] counter; ARGV[1] cost, ARGV[2] window ms. Returns {count, ms left}.
             script: Arc::new(::redis::Script::new(
                 r"local n = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -104,13 +135,80 @@ impl RateLimiter {
 
     /// Counts `cost` events (0: just look) against `rule` for `key` in `bucket`.
     pub async fn hit(&self, bucket: Bucket, key: &str, rule: RateLimitRule, cost: u64) -> Decision {
-        if let Some(redis) = &self.redis
-            && let Some((count, ttl_ms)) = self.hit_redis(redis, bucket, key, rule, cost).await
-        {
-            return Decision::new(bucket, rule, count, cost, Duration::from_millis(ttl_ms));
+        if let Some(redis) = &self.redis {
+            let decided = if cost > 0 && bucket != Bucket::Login {
+                self.hit_leased(redis, bucket, key, rule, cost).await
+            } else {
+                self.hit_redis(redis, bucket, key, rule, cost)
+                    .await
+                    .map(|(count, ttl_ms)| {
+                        Decision::new(bucket, rule, count, cost, Duration::from_millis(ttl_ms))
+                    })
+            };
+            if let Some(decision) = decided {
+                return decision;
+            }
         }
         let (count, reset) = self.local.hit(bucket, key, rule, cost);
         Decision::new(bucket, rule, count, cost, reset)
+    }
+
+    /// Spends reserved tokens, reserving more in Redis when they run out. `None` when Redis
+    /// cannot be asked.
+    async fn hit_leased(
+        &self,
+        redis: &Redis,
+        bucket: Bucket,
+        key: &str,
+        rule: RateLimitRule,
+        cost: u64,
+    ) -> Option<Decision> {
+        let lease = self.leases.get_with_by_ref(&(bucket, key.to_string()), || {
+            Arc::new(tokio::sync::Mutex::new(Lease::default()))
+        });
+        // Held across the refill, so a burst on one key makes one reservation, not one each.
+        let mut lease = lease.lock().await;
+        let now = Instant::now();
+        let live = lease.window_ends.filter(|end| now < *end);
+        if live.is_none() {
+            lease.unused = 0;
+            lease.counted = 0;
+        }
+        if let Some(end) = live
+            && lease.unused >= cost
+        {
+            lease.unused -= cost;
+            let spent = lease.counted - lease.unused;
+            return Some(Decision::new(bucket, rule, spent, cost, end - now));
+        }
+        let hot = lease
+            .last_refill
+            .is_some_and(|at| now.duration_since(at) < HOT_REFILL);
+        let wanted = if hot {
+            (lease.size * 2).min(MAX_LEASE)
+        } else {
+            1
+        };
+        let left = rule.count.saturating_sub(lease.counted);
+        let size = wanted.min(left / 8).max(cost);
+        let (count, ttl_ms) = self.hit_redis(redis, bucket, key, rule, size).await?;
+        let granted = size.saturating_sub(count.saturating_sub(rule.count));
+        lease.counted = count;
+        lease.size = size;
+        lease.last_refill = Some(now);
+        lease.window_ends = Some(now + Duration::from_millis(ttl_ms));
+        lease.unused = granted.saturating_sub(cost);
+        let decision = Decision {
+            allowed: granted >= cost,
+            ..Decision::new(
+                bucket,
+                rule,
+                count - lease.unused,
+                cost,
+                Duration::from_millis(ttl_ms),
+            )
+        };
+        Some(decision)
     }
 
     async fn hit_redis(

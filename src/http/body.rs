@@ -164,23 +164,36 @@ pub async fn read_limited(request: &Request, body: &mut RequestBody) -> Result<V
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
     let Ok(reader) = body.take() else {
         return Ok(Vec::new());
     };
+    let mut reader = reader.into_async_read();
+    if announced.is_some_and(|n| n > limit as u64) {
+        drain_briefly(&mut reader).await;
+        return Err(too_large());
+    }
     let mut bytes = Vec::with_capacity(announced.map_or(1024, |n| n as usize));
-    reader
-        .into_async_read()
+    (&mut reader)
         .take(limit as u64 + 1)
         .read_to_end(&mut bytes)
         .await
         .map_err(|_| Problem::bad_request("INVALID_JSON", "The request body could not be read."))?;
     if bytes.len() > limit {
+        drain_briefly(&mut reader).await;
         return Err(too_large());
     }
     Ok(bytes)
+}
+
+/// Reads (and drops) a little of an oversized body before answering 413. Closing a connection
+/// with unread data makes the kernel send a reset, which can destroy the 413 before the client
+/// reads it; a bounded drain lets ordinary clients see the answer without letting a huge body
+/// cost more than 1 MiB or 250 ms.
+async fn drain_briefly(reader: &mut (impl tokio::io::AsyncRead + Unpin)) {
+    const DRAIN_BYTES: u64 = 1024 * 1024;
+    let (mut limited, mut sink) = (reader.take(DRAIN_BYTES), tokio::io::sink());
+    let drain = tokio::io::copy(&mut limited, &mut sink);
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(250), drain).await;
 }
 
 pub fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {

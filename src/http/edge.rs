@@ -8,6 +8,7 @@
 //! security headers; gzip for large bodies; one access-log event and the request metrics.
 
 use std::{
+    borrow::Cow,
     net::IpAddr,
     sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
@@ -174,21 +175,21 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
             }
         };
 
-        let route = match self.allowed.template_for(&path) {
-            Some(template) => template.to_string(),
+        let route: Cow<'static, str> = match self.allowed.template_for(&path) {
+            Some(template) => Cow::Borrowed(template),
             // Docs, spec and metrics have fixed paths; anything else matched no route.
             None => response
                 .data::<PathPattern>()
                 .map(|p| p.0.to_string())
                 .filter(|p| !p.is_empty() && !p.contains('*') && !p.contains(':'))
-                .unwrap_or_else(|| "unmatched".to_string()),
+                .map_or(Cow::Borrowed("unmatched"), Cow::Owned),
         };
         self.decorate(&mut response, &ctx, &path);
         let response = compress_if_large(response, accept_encoding.as_deref()).await;
 
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
-        metrics::record_request(method.as_str(), &route, status, elapsed);
+        metrics::record_request(&method, route.clone(), status, elapsed);
         span.in_scope(|| {
             access_log(AccessLog {
                 method: method.as_str(),
@@ -255,6 +256,10 @@ impl<E> EdgeEndpoint<E> {
         let route = err.data::<PathPattern>().map(|p| p.0.to_string());
         let mut problem = if let Some(problem) = err.downcast_ref::<Problem>() {
             problem.clone()
+        } else if let Some(e) = err.downcast_ref::<ParseParamError>()
+            && e.name == "cursor"
+        {
+            Problem::from(crate::error::AppError::InvalidCursor)
         } else if let Some(e) = err.downcast_ref::<ParseParamError>() {
             let name = self.param_name(path, e.name);
             Problem::bad_request("INVALID_PARAMETER", format!("Invalid parameter `{name}`."))

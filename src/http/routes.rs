@@ -1,11 +1,23 @@
-//! The path templates and methods of the published spec, used to answer `405` with an `Allow`
-//! header that lists exactly what the spec allows on that path.
+//! The path templates and methods of the published spec: the route label of logs and metrics
+//! (`/v1/posts/{id}`, never a raw path), the names of path parameters, and the `Allow` header of
+//! a 405. Matching allocates nothing: it runs on every request.
 
 use serde_json::Value;
 
+enum Segment {
+    Literal(String),
+    Param(String),
+}
+
+struct Template {
+    /// Leaked once at start-up (a few dozen bytes per operation) so labels are `&'static str`.
+    path: &'static str,
+    segments: Vec<Segment>,
+    allow: String,
+}
+
 pub struct AllowedMethods {
-    /// (path template, its segments, allowed methods upper-case and comma-separated)
-    templates: Vec<(String, Vec<String>, String)>,
+    templates: Vec<Template>,
 }
 
 impl AllowedMethods {
@@ -30,53 +42,71 @@ impl AllowedMethods {
                     methods.push("HEAD".into());
                 }
                 methods.sort();
-                templates.push((path.clone(), split(path), methods.join(", ")));
+                let segments = segments(path)
+                    .map(
+                        |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                            Some(name) => Segment::Param(name.to_string()),
+                            None => Segment::Literal(s.to_string()),
+                        },
+                    )
+                    .collect();
+                templates.push(Template {
+                    path: Box::leak(path.clone().into_boxed_str()),
+                    segments,
+                    allow: methods.join(", "),
+                });
             }
         }
+        // Literal segments beat parameters (`/v1/users/me` before `/v1/users/{id}`).
+        templates.sort_by_key(|t| {
+            t.segments
+                .iter()
+                .filter(|s| matches!(s, Segment::Param(_)))
+                .count()
+        });
         Self { templates }
     }
 
     /// The `Allow` value for a concrete request path, if the spec knows the path.
     pub fn for_path(&self, path: &str) -> Option<String> {
-        self.matching(path).map(|(_, _, methods)| methods.clone())
+        self.matching(path).map(|t| t.allow.clone())
     }
 
-    /// The spec's template for a concrete path (`/v1/posts/{id}`): the route label of logs and
-    /// metrics.
-    pub fn template_for(&self, path: &str) -> Option<&str> {
-        self.matching(path)
-            .map(|(template, _, _)| template.as_str())
+    /// The spec's template for a concrete path.
+    pub fn template_for(&self, path: &str) -> Option<&'static str> {
+        self.matching(path).map(|t| t.path)
     }
 
     /// The name of the `index`-th path parameter of the template matching `path`.
     pub fn param_name(&self, path: &str, index: usize) -> Option<&str> {
-        let (_, segments, _) = self.matching(path)?;
-        segments
+        self.matching(path)?
+            .segments
             .iter()
-            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .filter_map(|s| match s {
+                Segment::Param(name) => Some(name.as_str()),
+                Segment::Literal(_) => None,
+            })
             .nth(index)
     }
 
-    fn matching(&self, path: &str) -> Option<&(String, Vec<String>, String)> {
-        let segments = split(path);
-        // Literal segments beat parameters (`/v1/users/me` over `/v1/users/{id}`).
-        self.templates
-            .iter()
-            .filter(|(_, template, _)| {
-                template.len() == segments.len()
-                    && template.iter().zip(&segments).all(|(t, s)| {
-                        (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
+    fn matching(&self, path: &str) -> Option<&Template> {
+        let count = segments(path).count();
+        self.templates.iter().find(|template| {
+            template.segments.len() == count
+                && template
+                    .segments
+                    .iter()
+                    .zip(segments(path))
+                    .all(|(t, s)| match t {
+                        Segment::Literal(literal) => literal == s,
+                        Segment::Param(_) => !s.is_empty(),
                     })
-            })
-            .min_by_key(|(_, template, _)| template.iter().filter(|t| t.starts_with('{')).count())
+        })
     }
 }
 
-fn split(path: &str) -> Vec<String> {
-    path.trim_end_matches('/')
-        .split('/')
-        .map(str::to_string)
-        .collect()
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.trim_end_matches('/').split('/')
 }
 
 #[cfg(test)]
@@ -87,7 +117,9 @@ mod tests {
     fn allow_lists_the_spec_methods_for_a_concrete_path() {
         let spec = serde_json::json!({"paths": {
             "/v1/posts": {"get": {}, "post": {}},
-            "/v1/posts/{id}": {"get": {}, "patch": {}, "delete": {}, "parameters": []}
+            "/v1/posts/{id}": {"get": {}, "patch": {}, "delete": {}, "parameters": []},
+            "/v1/users/{id}": {"get": {}},
+            "/v1/users/me": {"get": {}}
         }});
         let allowed = AllowedMethods::from_spec(&spec);
         assert_eq!(
@@ -103,6 +135,9 @@ mod tests {
             allowed.template_for("/v1/posts/abc"),
             Some("/v1/posts/{id}")
         );
+        assert_eq!(allowed.template_for("/v1/users/me"), Some("/v1/users/me"));
+        assert_eq!(allowed.template_for("/v1/users/42"), Some("/v1/users/{id}"));
         assert_eq!(allowed.param_name("/v1/posts/abc", 0), Some("id"));
+        assert_eq!(allowed.template_for("/v1/posts/"), Some("/v1/posts"));
     }
 }

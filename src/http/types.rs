@@ -2,6 +2,10 @@
 //! macro gives each its schema (pattern and length bounds published in the spec and enforced by
 //! `http::body`) and its JSON/parameter parsing through the type's own `parse`.
 
+/// The pattern of free text: anything but NUL (PostgreSQL cannot store it). Published in the
+/// spec so clients know, enforced by `http::body`.
+pub const NO_NUL_PATTERN: &str = r"^[^\x00]*$";
+
 /// A string newtype with a `parse` that is the one definition of what a valid value is.
 pub trait DomainString: Sized {
     fn parse(text: &str) -> Result<Self, String>;

@@ -143,6 +143,7 @@ impl PostsApi {
         )]
         limit: Query<u32>,
         /// Opaque cursor from a previous page's `nextLink`.
+        #[oai(validator(min_length = 1, max_length = 512))]
         cursor: Query<Option<String>>,
         /// Only posts by this author.
         #[oai(name = "authorId")]

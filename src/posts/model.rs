@@ -35,6 +35,7 @@ impl DomainString for PostTitle {
 openapi_string!(PostTitle, "post_title", |schema| {
     schema.min_length = Some(5);
     schema.max_length = Some(200);
+    schema.pattern = Some(crate::http::types::NO_NUL_PATTERN.into());
     schema.example = Some("Hello, Herald".into());
 });
 
@@ -58,6 +59,7 @@ impl DomainString for PostContent {
 openapi_string!(PostContent, "post_content", |schema| {
     schema.min_length = Some(10);
     schema.max_length = Some(5000);
+    schema.pattern = Some(crate::http::types::NO_NUL_PATTERN.into());
     schema.example = Some("The first post on this server.".into());
 });
 

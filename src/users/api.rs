@@ -32,7 +32,8 @@ page_type!(
     User
 );
 
-/// Changes to a user (JSON merge-patch): absent fields stay, `null` clears a name.
+/// Changes to a user (JSON merge-patch): absent fields stay, `null` clears a name. `role` and
+/// `isActive` are for ADMINs only; `isActive: false` revokes the user's refresh tokens.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct UserPatchRequest {
@@ -40,9 +41,7 @@ pub struct UserPatchRequest {
     pub first_name: MaybeUndefined<PersonName>,
     #[oai(nullable)]
     pub last_name: MaybeUndefined<PersonName>,
-    /// ADMIN only.
     pub role: Option<Role>,
-    /// ADMIN only. `false` revokes the user's refresh tokens.
     pub is_active: Option<bool>,
 }
 
@@ -134,6 +133,7 @@ impl UsersApi {
         )]
         limit: Query<u32>,
         /// Opaque cursor from a previous page's `nextLink`.
+        #[oai(validator(min_length = 1, max_length = 512))]
         cursor: Query<Option<String>>,
     ) -> Result<UserListResponse, ApiError<ListUsersErrors>> {
         let after = match cursor.0.as_deref() {

@@ -117,6 +117,7 @@ openapi_string!(Password, "password", |schema| {
     schema.format = Some("password");
     schema.min_length = Some(8);
     schema.max_length = Some(128);
+    schema.pattern = Some(crate::http::types::NO_NUL_PATTERN.into());
 });
 
 /// A first or last name: 1–100 characters.
@@ -139,6 +140,7 @@ impl DomainString for PersonName {
 openapi_string!(PersonName, "person_name", |schema| {
     schema.min_length = Some(1);
     schema.max_length = Some(100);
+    schema.pattern = Some(crate::http::types::NO_NUL_PATTERN.into());
 });
 
 impl PersonName {

@@ -361,8 +361,6 @@ export interface components {
          * @description Changes to an airport (JSON merge-patch); creates it when absent (then `runways` is
          *     required). `takeoffsPerHour: null` removes the value; `runways` cannot be null.
          * @example {
-         *       "airportCode": null,
-         *       "runways": null,
          *       "takeoffsPerHour": 75
          *     }
          */
@@ -646,15 +644,14 @@ export interface components {
         };
         /**
          * UserPatchRequest
-         * @description Changes to a user (JSON merge-patch): absent fields stay, `null` clears a name.
+         * @description Changes to a user (JSON merge-patch): absent fields stay, `null` clears a name. `role` and
+         *     `isActive` are for ADMINs only; `isActive: false` revokes the user's refresh tokens.
          */
         UserPatchRequest: {
             firstName?: string | null;
-            /** @description ADMIN only. `false` revokes the user's refresh tokens. */
             isActive?: boolean;
             lastName?: string | null;
-            /** @description ADMIN only. */
-            role?: components["schemas"]["Role"] & unknown;
+            role?: components["schemas"]["Role"];
         };
     };
     responses: never;
