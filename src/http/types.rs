@@ -76,3 +76,44 @@ macro_rules! openapi_string {
     };
 }
 pub(crate) use openapi_string;
+
+/// A free-text newtype of `MIN..=MAX` characters (not bytes) without NUL: the type, its
+/// `parse` and its published schema from one declaration. Derive or implement `Debug` at the
+/// call site (a password must not print).
+macro_rules! bounded_text {
+    ($(#[$meta:meta])* $name:ident, $schema_name:literal, $min:literal ..= $max:literal $(, |$custom:ident| $customize:block)?) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $crate::http::types::DomainString for $name {
+            fn parse(text: &str) -> Result<Self, String> {
+                if ($min..=$max).contains(&text.chars().count()) && !text.contains('\0') {
+                    Ok(Self(text.to_string()))
+                } else {
+                    Err(concat!("must be ", $min, " to ", $max, " characters long, without NUL").into())
+                }
+            }
+            fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl $name {
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        $crate::http::types::openapi_string!($name, $schema_name, |schema| {
+            schema.min_length = Some($min);
+            schema.max_length = Some($max);
+            schema.pattern = Some($crate::http::types::NO_NUL_PATTERN.into());
+            $(
+                let $custom = &mut schema;
+                $customize
+            )?
+        });
+    };
+}
+pub(crate) use bounded_text;

@@ -9,59 +9,24 @@ use uuid::Uuid;
 
 use crate::{
     db::schema::posts,
-    http::{
-        conditional::etag_of,
-        types::{DomainString, openapi_string},
-    },
+    http::{conditional::etag_of, types::bounded_text},
 };
 
-/// 5–200 characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostTitle(String);
-
-impl DomainString for PostTitle {
-    fn parse(text: &str) -> Result<Self, String> {
-        if (5..=200).contains(&text.chars().count()) {
-            Ok(Self(text.to_string()))
-        } else {
-            Err("must be 5 to 200 characters long".into())
-        }
+bounded_text!(
+    /// A post title: 5–200 characters.
+    #[derive(Debug)]
+    PostTitle, "post_title", 5..=200, |schema| {
+        schema.example = Some("Hello, Herald".into());
     }
-    fn as_str(&self) -> &str {
-        &self.0
+);
+
+bounded_text!(
+    /// A post body: 10–5000 characters.
+    #[derive(Debug)]
+    PostContent, "post_content", 10..=5000, |schema| {
+        schema.example = Some("The first post on this server.".into());
     }
-}
-
-openapi_string!(PostTitle, "post_title", |schema| {
-    schema.min_length = Some(5);
-    schema.max_length = Some(200);
-    schema.pattern = Some(crate::http::types::NO_NUL_PATTERN.into());
-    schema.example = Some("Hello, Herald".into());
-});
-
-/// 10–5000 characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostContent(String);
-
-impl DomainString for PostContent {
-    fn parse(text: &str) -> Result<Self, String> {
-        if (10..=5000).contains(&text.chars().count()) {
-            Ok(Self(text.to_string()))
-        } else {
-            Err("must be 10 to 5000 characters long".into())
-        }
-    }
-    fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-openapi_string!(PostContent, "post_content", |schema| {
-    schema.min_length = Some(10);
-    schema.max_length = Some(5000);
-    schema.pattern = Some(crate::http::types::NO_NUL_PATTERN.into());
-    schema.example = Some("The first post on this server.".into());
-});
+);
 
 /// A row of `posts`.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -135,6 +100,7 @@ impl Post {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::types::DomainString;
 
     #[test]
     fn title_and_content_bounds_are_exact() {
@@ -146,5 +112,6 @@ mod tests {
         assert!(PostContent::parse(&"a".repeat(10)).is_ok());
         assert!(PostContent::parse(&"a".repeat(5000)).is_ok());
         assert!(PostContent::parse(&"a".repeat(5001)).is_err());
+        assert!(PostTitle::parse("with\0nul").is_err());
     }
 }

@@ -14,7 +14,7 @@ use crate::{
     db::schema::users,
     http::{
         conditional::etag_of,
-        types::{DomainString, openapi_string},
+        types::{DomainString, bounded_text, openapi_string},
     },
 };
 
@@ -90,9 +90,12 @@ openapi_string!(Username, "username", |schema| {
     schema.example = Some("alice".into());
 });
 
-/// 8–128 characters. Never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
+bounded_text!(
+    /// A password: 8–128 characters. Never printed.
+    Password, "password", 8..=128, |schema| {
+        schema.format = Some("password");
+    }
+);
 
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -100,54 +103,11 @@ impl fmt::Debug for Password {
     }
 }
 
-impl DomainString for Password {
-    fn parse(text: &str) -> Result<Self, String> {
-        if (8..=128).contains(&text.chars().count()) {
-            Ok(Self(text.to_string()))
-        } else {
-            Err("must be 8 to 128 characters long".into())
-        }
-    }
-    fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-openapi_string!(Password, "password", |schema| {
-    schema.format = Some("password");
-    schema.min_length = Some(8);
-    schema.max_length = Some(128);
-    schema.pattern = Some(crate::http::types::NO_NUL_PATTERN.into());
-});
-
-/// A first or last name: 1–100 characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PersonName(String);
-
-impl DomainString for PersonName {
-    fn parse(text: &str) -> Result<Self, String> {
-        if (1..=100).contains(&text.chars().count()) {
-            Ok(Self(text.to_string()))
-        } else {
-            Err("must be 1 to 100 characters long".into())
-        }
-    }
-    fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-openapi_string!(PersonName, "person_name", |schema| {
-    schema.min_length = Some(1);
-    schema.max_length = Some(100);
-    schema.pattern = Some(crate::http::types::NO_NUL_PATTERN.into());
-});
-
-impl PersonName {
-    pub fn into_inner(self) -> String {
-        self.0
-    }
-}
+bounded_text!(
+    /// A first or last name: 1–100 characters.
+    #[derive(Debug)]
+    PersonName, "person_name", 1..=100
+);
 
 /// A row of `users`.
 #[derive(Debug, Clone, Queryable, Selectable)]

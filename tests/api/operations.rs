@@ -7,7 +7,7 @@ use std::{
 };
 
 use herald::{
-    auth::{jwt::TokenSubject, rbac::Role},
+    auth::{jwt::JwtKeys, rbac::Role},
     housekeeping,
 };
 use reqwest::StatusCode;
@@ -16,47 +16,19 @@ use serde_json::{Value, json};
 use crate::{
     rate_limits::async_stream_body,
     support::{
-        Options, TestApp, TestDatabase, assert_problem,
+        Options, TestApp, TestDatabase, assert_problem, insert_user,
         process::{CuttableProxy, HeraldProcess},
         settings_for,
     },
 };
 
-/// Inserts a user into `database_url` and mints a token the way a default-configured Herald
-/// signs them.
+/// A user in `database_url`, with a token signed the way a default-configured Herald signs.
 async fn user_in(database_url: &str, role: Role) -> (uuid::Uuid, String) {
     let db = herald::db::Db::new(database_url, 1, Duration::from_secs(5));
     let mut conn = db.conn().await.unwrap();
-    let id = uuid::Uuid::now_v7();
-    let username = format!("p{}", &id.simple().to_string()[20..]);
-    let email = format!("{username}@example.com");
-    let now = chrono::Utc::now();
-    herald::users::repo::insert(
-        &mut conn,
-        herald::users::model::NewUserRow {
-            id,
-            email: &email,
-            username: &username,
-            password_hash: crate::support::password_hash().await,
-            first_name: None,
-            last_name: None,
-            role: role.as_str(),
-            created_at: now,
-            updated_at: now,
-        },
-    )
-    .await
-    .unwrap();
-    let keys = herald::auth::jwt::JwtKeys::new(&settings_for(database_url, None, &[]));
-    let token = keys
-        .issue(&TokenSubject {
-            id,
-            email: &email,
-            username: &username,
-            role,
-        })
-        .unwrap();
-    (id, token)
+    let keys = JwtKeys::new(&settings_for(database_url, None, &[]));
+    let user = insert_user(&mut conn, &keys, role).await;
+    (user.id, user.token)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -16,7 +16,10 @@ use diesel::sql_query;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use herald::{
     app::{self, Server},
-    auth::{jwt::TokenSubject, rbac::Role},
+    auth::{
+        jwt::{JwtKeys, TokenSubject},
+        rbac::Role,
+    },
     config::Settings,
     state::AppState,
     users::{model::NewUserRow, repo as users_repo},
@@ -364,43 +367,8 @@ impl TestApp {
 
     /// A user with this role, inserted directly, with an access token minted by the app.
     pub async fn user(&self, role: Role) -> TestUser {
-        let id = Uuid::now_v7();
-        let username = format!("u{}", &id.simple().to_string()[20..]);
-        let email = format!("{username}@example.com");
-        let now = chrono::Utc::now();
         let mut conn = self.state.db.conn().await.expect("db");
-        users_repo::insert(
-            &mut conn,
-            NewUserRow {
-                id,
-                email: &email,
-                username: &username,
-                password_hash: password_hash().await,
-                first_name: None,
-                last_name: None,
-                role: role.as_str(),
-                created_at: now,
-                updated_at: now,
-            },
-        )
-        .await
-        .expect("insert user");
-        let token = self
-            .state
-            .jwt
-            .issue(&TokenSubject {
-                id,
-                email: &email,
-                username: &username,
-                role,
-            })
-            .expect("token");
-        TestUser {
-            id,
-            email,
-            username,
-            token,
-        }
+        insert_user(&mut conn, &self.state.jwt, role).await
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
@@ -448,6 +416,44 @@ impl Drop for TestApp {
         if let Some(server) = self.server.take() {
             server.stop();
         }
+    }
+}
+
+/// Inserts a user with this role and `PASSWORD`, and signs an access token for it with `keys`.
+pub async fn insert_user(conn: &mut AsyncPgConnection, keys: &JwtKeys, role: Role) -> TestUser {
+    let id = Uuid::now_v7();
+    let username = format!("u{}", &id.simple().to_string()[20..]);
+    let email = format!("{username}@example.com");
+    let now = chrono::Utc::now();
+    users_repo::insert(
+        conn,
+        NewUserRow {
+            id,
+            email: &email,
+            username: &username,
+            password_hash: password_hash().await,
+            first_name: None,
+            last_name: None,
+            role: role.as_str(),
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await
+    .expect("insert user");
+    let token = keys
+        .issue(&TokenSubject {
+            id,
+            email: &email,
+            username: &username,
+            role,
+        })
+        .expect("token");
+    TestUser {
+        id,
+        email,
+        username,
+        token,
     }
 }
 
