@@ -5,6 +5,12 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand, ValueEnum};
 use herald::{app, config::Settings, db, http::spec, seed, telemetry};
 
+// mimalloc instead of glibc's malloc: a request allocates many small, short-lived buffers from
+// two worker threads, where glibc's arenas cost ~10% of a cached read's CPU in profiles and keep
+// freed argon2 blocks resident. (scripts/bench's floors use the same allocator.)
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Herald: a code-first OpenAPI REST service (posts, users, airports).
 ///
 /// Configuration comes from environment variables and a `.env` file in the working directory

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::{
     jwt::TokenSubject,
+    password,
     rbac::{Actor, Role},
     repo::{self, NewRefreshToken},
 };
@@ -112,11 +113,29 @@ pub async fn login(
         tracing::warn!(event = "auth.login_disabled", user.id = %user.id, client.ip = %ip, "login to a disabled account");
         return Err(AppError::AccountDisabled);
     }
+    if password::needs_rehash(&user.password_hash) {
+        upgrade_hash(state, user.id, password);
+    }
     let mut conn = state.db.conn().await?;
     let (refresh_token, _) = start_family(state, &mut conn, user.id).await?;
     drop(conn);
     tracing::info!(event = "auth.login", user.id = %user.id, client.ip = %ip, "logged in");
     session(state, user, refresh_token)
+}
+
+/// Re-hashes a password stored with older parameters, after the login has been answered.
+fn upgrade_hash(state: &AppState, user_id: Uuid, password: &str) {
+    let (state, password) = (state.clone(), password.to_owned());
+    tokio::spawn(async move {
+        let upgraded = async {
+            let hash = state.passwords.hash(&password).await?;
+            let mut conn = state.db.conn().await?;
+            users_repo::set_password_hash(&mut conn, user_id, &hash).await
+        };
+        if let Err(err) = upgraded.await {
+            tracing::warn!(user.id = %user_id, error = %err, "could not upgrade a password hash");
+        }
+    });
 }
 
 /// What happened to a presented refresh token.

@@ -16,7 +16,7 @@ use std::{
 
 use poem::{
     Endpoint, IntoResponse, Middleware, PathPattern, Request, Response,
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
     web::{Compress, CompressionAlgo},
 };
 use poem_openapi::error::{
@@ -31,6 +31,13 @@ use super::{
     routes::AllowedMethods,
 };
 use crate::{auth::jwt::Claims, cache::ratelimit::Decision, metrics, state::AppState};
+
+// Header names parsed once, at compile time, not on every response.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
+const REFERRER_POLICY: HeaderName = HeaderName::from_static("referrer-policy");
+const X_FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
+const STRICT_TRANSPORT_SECURITY: HeaderName = HeaderName::from_static("strict-transport-security");
 
 /// Longest request-target (path and query) served; longer is 414.
 pub const MAX_URI_BYTES: usize = 8192;
@@ -175,14 +182,19 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
             }
         };
 
-        let route: Cow<'static, str> = match self.allowed.template_for(&path) {
-            Some(template) => Cow::Borrowed(template),
+        let pattern = response.data::<PathPattern>().map(|p| p.0.clone());
+        let template = match &pattern {
+            // poem's pattern identifies the route; the spec's template names it.
+            Some(pattern) if !pattern.is_empty() => self.allowed.template_for_route(pattern, &path),
+            _ => self.allowed.template_for(&path),
+        };
+        let route: Cow<'static, str> = match (template, pattern) {
+            (Some(template), _) => Cow::Borrowed(template),
             // Docs, spec and metrics have fixed paths; anything else matched no route.
-            None => response
-                .data::<PathPattern>()
-                .map(|p| p.0.to_string())
-                .filter(|p| !p.is_empty() && !p.contains('*') && !p.contains(':'))
-                .map_or(Cow::Borrowed("unmatched"), Cow::Owned),
+            (None, Some(p)) if !p.is_empty() && !p.contains('*') && !p.contains(':') => {
+                Cow::Owned(p.to_string())
+            }
+            (None, _) => Cow::Borrowed("unmatched"),
         };
         self.decorate(&mut response, &ctx, &path);
         let response = compress_if_large(response, accept_encoding.as_deref()).await;
@@ -336,17 +348,14 @@ impl<E> EdgeEndpoint<E> {
         let production = self.state.settings.is_production();
         let headers = response.headers_mut();
         if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
-            headers.insert("x-request-id", id);
+            headers.insert(X_REQUEST_ID, id);
         }
-        headers.insert(
-            "x-content-type-options",
-            HeaderValue::from_static("nosniff"),
-        );
-        headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-        headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         if production {
             headers.insert(
-                "strict-transport-security",
+                STRICT_TRANSPORT_SECURITY,
                 HeaderValue::from_static("max-age=31536000; includeSubDomains"),
             );
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use poem::{
     Endpoint, Middleware, Request,
-    http::{HeaderMap, HeaderValue, Method},
+    http::{HeaderMap, HeaderName, HeaderValue, Method},
 };
 
 use super::{
@@ -91,26 +91,32 @@ fn is_write(method: &Method) -> bool {
     )
 }
 
+const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
 /// Writes the `RateLimit*` headers describing `decision`.
 pub fn write_headers(headers: &mut HeaderMap, decision: &Decision) {
     let reset = decision.reset_secs();
     let name = decision.bucket.name();
     let window = decision.window.as_secs();
-    let pairs = [
-        ("ratelimit-limit", decision.limit.to_string()),
-        ("ratelimit-remaining", decision.remaining.to_string()),
-        ("ratelimit-reset", reset.to_string()),
+    headers.insert(LIMIT, HeaderValue::from(decision.limit));
+    headers.insert(REMAINING, HeaderValue::from(decision.remaining));
+    headers.insert(RESET, HeaderValue::from(reset));
+    let structured = [
         (
-            "ratelimit-policy",
+            POLICY,
             format!("\"{name}\";q={};w={window}", decision.limit),
         ),
         (
-            "ratelimit",
+            RATELIMIT,
             format!("\"{name}\";r={};t={reset}", decision.remaining),
         ),
     ];
-    for (header, value) in pairs {
-        if let Ok(value) = HeaderValue::from_str(&value) {
+    for (header, value) in structured {
+        if let Ok(value) = HeaderValue::try_from(value) {
             headers.insert(header, value);
         }
     }

@@ -2,6 +2,8 @@
 //! (`/v1/posts/{id}`, never a raw path), the names of path parameters, and the `Allow` header of
 //! a 405. Matching allocates nothing: it runs on every request.
 
+use std::{collections::HashMap, sync::RwLock};
+
 use serde_json::Value;
 
 enum Segment {
@@ -18,6 +20,9 @@ struct Template {
 
 pub struct AllowedMethods {
     templates: Vec<Template>,
+    /// poem's pattern of a matched route (`/v1/posts/:param0`) → the spec's template: one hash
+    /// lookup per request instead of a scan. Bounded by the number of routes.
+    by_pattern: RwLock<HashMap<String, Option<&'static str>>>,
 }
 
 impl AllowedMethods {
@@ -64,7 +69,27 @@ impl AllowedMethods {
                 .filter(|s| matches!(s, Segment::Param(_)))
                 .count()
         });
-        Self { templates }
+        Self {
+            templates,
+            by_pattern: RwLock::default(),
+        }
+    }
+
+    /// `template_for(path)`, remembered by the route's poem pattern.
+    pub fn template_for_route(&self, pattern: &str, path: &str) -> Option<&'static str> {
+        if let Some(found) = self
+            .by_pattern
+            .read()
+            .ok()
+            .and_then(|m| m.get(pattern).copied())
+        {
+            return found;
+        }
+        let found = self.template_for(path);
+        if let Ok(mut map) = self.by_pattern.write() {
+            map.insert(pattern.to_string(), found);
+        }
+        found
     }
 
     /// The `Allow` value for a concrete request path, if the spec knows the path.

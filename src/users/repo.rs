@@ -85,6 +85,20 @@ pub async fn list(
     Ok(query.load(conn).await?)
 }
 
+/// Replaces the stored password hash (an upgrade to current parameters; not a change of the
+/// user's representation, so the version stays).
+pub async fn set_password_hash(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    hash: &str,
+) -> AppResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The fields a merge-patch may change; `None` leaves a column alone.
 #[derive(Debug, Default, AsChangeset)]
 #[diesel(table_name = users)]

@@ -525,3 +525,54 @@ async fn forged_expired_and_foreign_tokens_are_rejected() {
         .unwrap();
     assert_problem(response, 401, "UNAUTHENTICATED").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_upgrades_a_hash_made_with_older_parameters() {
+    use argon2::PasswordHasher as _;
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User).await;
+    // argon2's defaults (19 MiB, 2 passes): how accounts were hashed before.
+    let legacy = argon2::Argon2::default()
+        .hash_password(b"legacy-password")
+        .unwrap()
+        .to_string();
+    let stored = |app: &TestApp, id: uuid::Uuid| {
+        let db = app.state.db.clone();
+        async move {
+            let mut conn = db.conn().await.unwrap();
+            herald::users::repo::find(&mut conn, id)
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash
+        }
+    };
+    {
+        let mut conn = app.state.db.conn().await.unwrap();
+        herald::users::repo::set_password_hash(&mut conn, user.id, &legacy)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        login(&app, &user.email, "legacy-password").await.status(),
+        200
+    );
+    let started = Instant::now();
+    while stored(&app, user.id).await == legacy {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the hash was not upgraded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        stored(&app, user.id)
+            .await
+            .starts_with("$argon2id$v=19$m=7168,t=5,p=1$")
+    );
+    assert_eq!(
+        login(&app, &user.email, "legacy-password").await.status(),
+        200,
+        "the new hash verifies"
+    );
+}

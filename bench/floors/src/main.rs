@@ -13,7 +13,6 @@
 
 use std::{net::Ipv4Addr, process::ExitCode, time::Instant};
 
-use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use diesel::prelude::*;
@@ -21,7 +20,7 @@ use diesel_async::{
     AsyncPgConnection, RunQueryDsl,
     pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod, bb8::Pool},
 };
-use herald::{db::schema::posts, posts::model::PostRow};
+use herald::{auth::password, db::schema::posts, posts::model::PostRow};
 use poem::{
     EndpointExt, Response, Route, Server, get, handler,
     http::StatusCode,
@@ -30,6 +29,10 @@ use poem::{
 };
 use serde::Serialize;
 use uuid::Uuid;
+
+// The allocator Herald's binary uses: a floor measures the same platform.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "herald-floor", about = "Floors for scripts/bench")]
@@ -222,25 +225,23 @@ fn error(status: StatusCode, err: &dyn std::fmt::Display) -> Response {
 // argon2 ceiling
 // ---------------------------------------------------------------------------------------------
 
-/// Hashes a password the way Herald does (`Argon2::default()`: argon2id, m=19456 KiB, t=2, p=1)
-/// and times `iterations` verifications of it on this thread; with `threads` > 0, then runs
-/// `threads` threads of `iterations` verifications each and reports their combined rate.
+/// Hashes a password with Herald's own code and parameters (`herald::auth::password`) and times
+/// `iterations` verifications of it on this thread, reusing one working-memory buffer as Herald
+/// does; with `threads` > 0, then runs `threads` threads of `iterations` verifications each and
+/// reports their combined rate.
 fn argon2_timing(iterations: u32, threads: u32) -> ExitCode {
-    let password = b"user123";
-    let hash = match Argon2::default().hash_password(password) {
-        Ok(hash) => hash.to_string(),
+    let password = "user123";
+    let hash = match password::hash_now(password) {
+        Ok(hash) => hash,
         Err(err) => {
             eprintln!("herald-floor: hashing: {err}");
             return ExitCode::FAILURE;
         }
     };
-    let verify = || {
-        Argon2::default()
-            .verify_password(password, hash.as_str())
-            .is_ok()
-    };
-    // One untimed run: page in the 19 MiB working memory once.
-    if !verify() {
+    let verify = |memory: &mut Vec<argon2::Block>| password::verify_now(password, &hash, memory);
+    let mut memory = Vec::new();
+    // One untimed run: page in the working memory once.
+    if !verify(&mut memory) {
         eprintln!("herald-floor: the hash did not verify");
         return ExitCode::FAILURE;
     }
@@ -248,7 +249,7 @@ fn argon2_timing(iterations: u32, threads: u32) -> ExitCode {
     let mut times = Vec::with_capacity(iterations as usize);
     for _ in 0..iterations {
         let start = Instant::now();
-        let ok = verify();
+        let ok = verify(&mut memory);
         times.push(start.elapsed().as_secs_f64() * 1000.0);
         if !ok {
             eprintln!("herald-floor: the hash did not verify");
@@ -261,7 +262,10 @@ fn argon2_timing(iterations: u32, threads: u32) -> ExitCode {
         let start = Instant::now();
         std::thread::scope(|scope| {
             for _ in 0..threads {
-                scope.spawn(|| (0..iterations).for_each(|_| _ = verify()));
+                scope.spawn(|| {
+                    let mut memory = Vec::new();
+                    (0..iterations).for_each(|_| _ = verify(&mut memory));
+                });
             }
         });
         f64::from(threads * iterations) / start.elapsed().as_secs_f64()
@@ -274,7 +278,7 @@ fn argon2_timing(iterations: u32, threads: u32) -> ExitCode {
             "min_ms": min,
             "threads": threads,
             "parallel_per_s": parallel_per_s,
-            "params": "argon2id m=19456 t=2 p=1 (Argon2::default())",
+            "params": hash.split('$').nth(3).unwrap_or_default(),
         })
     );
     ExitCode::SUCCESS

@@ -10,9 +10,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod json;
+
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::{
-    EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt,
+    EnvFilter, Layer, filter::LevelFilter, fmt::format::JsonFields, layer::SubscriberExt,
+    util::SubscriberInitExt,
 };
 
 use crate::{
@@ -52,7 +55,7 @@ fn filter(settings: &Settings) -> EnvFilter {
 
 pub fn init(settings: &Settings) -> std::io::Result<TelemetryGuard> {
     let mut guards = Vec::new();
-    let (stdout, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let (stdout, guard) = tracing_appender::non_blocking(stdout_writer());
     guards.push(guard);
     let pretty = match settings.log_format {
         LogFormat::Pretty => true,
@@ -67,10 +70,8 @@ pub fn init(settings: &Settings) -> std::io::Result<TelemetryGuard> {
         tracing_subscriber::fmt::layer().with_writer(stdout).boxed()
     } else {
         tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .event_format(json::JsonLines)
+            .fmt_fields(JsonFields::new())
             .with_writer(stdout)
             .boxed()
     };
@@ -99,16 +100,27 @@ pub fn init(settings: &Settings) -> std::io::Result<TelemetryGuard> {
     Ok(TelemetryGuard { _guards: guards })
 }
 
+/// Standard output as a buffered file: Rust's `Stdout` flushes at every newline (one `write`
+/// system call per log line); the non-blocking worker flushes after each batch instead.
+fn stdout_writer() -> Box<dyn std::io::Write + Send> {
+    use std::os::fd::AsFd;
+    match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::fs::File::from(fd),
+        )),
+        Err(_) => Box::new(std::io::stdout()),
+    }
+}
+
 fn json_layer<S, W>(writer: W) -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     tracing_subscriber::fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
+        .event_format(json::JsonLines)
+        .fmt_fields(JsonFields::new())
         .with_ansi(false)
         .with_writer(writer)
 }
