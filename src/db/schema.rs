@@ -35,6 +35,7 @@ diesel::table! {
         version -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        author_username -> Text,
     }
 }
 

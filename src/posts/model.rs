@@ -41,6 +41,8 @@ pub struct PostRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Copied from the author at creation (usernames never change): no join to read a post.
+    pub author_username: String,
 }
 
 #[derive(Debug, Insertable)]
@@ -48,6 +50,7 @@ pub struct PostRow {
 pub struct NewPostRow<'a> {
     pub id: Uuid,
     pub author_id: Uuid,
+    pub author_username: &'a str,
     pub title: &'a str,
     pub content: &'a str,
     pub published: bool,
@@ -79,8 +82,8 @@ pub struct Post {
     pub etag: String,
 }
 
-impl Post {
-    pub fn new(row: PostRow, author_username: String) -> Self {
+impl From<PostRow> for Post {
+    fn from(row: PostRow) -> Self {
         Self {
             etag: etag_of(row.version, row.updated_at),
             id: row.id,
@@ -89,7 +92,7 @@ impl Post {
             published: row.published,
             author: Author {
                 id: row.author_id,
-                username: author_username,
+                username: row.author_username,
             },
             created_at: row.created_at,
             updated_at: row.updated_at,

@@ -1,5 +1,5 @@
-//! `posts` queries (with the author's username joined in). Lists use keyset pagination on the
-//! UUIDv7 id, newest first; writes are conditional on the version the caller checked.
+//! `posts` queries: single-table (the author's username is stored on the post). Lists use
+//! keyset pagination on the UUIDv7 id, newest first; writers lock the row first (`lock`).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -7,10 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::model::{NewPostRow, PostRow};
-use crate::{
-    db::schema::{posts, users},
-    error::AppResult,
-};
+use crate::{db::schema::posts, error::AppResult};
 
 /// Which posts a list may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,11 +36,10 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: NewPostRow<'_>) -> AppRes
         .await?)
 }
 
-pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<(PostRow, String)>> {
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<PostRow>> {
     Ok(posts::table
-        .inner_join(users::table)
-        .filter(posts::id.eq(id))
-        .select((PostRow::as_select(), users::username))
+        .find(id)
+        .select(PostRow::as_select())
         .first(conn)
         .await
         .optional()?)
@@ -60,21 +56,9 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<Po
         .optional()?)
 }
 
-pub async fn author_username(conn: &mut AsyncPgConnection, author_id: Uuid) -> AppResult<String> {
-    Ok(users::table
-        .find(author_id)
-        .select(users::username)
-        .first(conn)
-        .await?)
-}
-
-pub async fn list(
-    conn: &mut AsyncPgConnection,
-    q: &ListQuery,
-) -> AppResult<Vec<(PostRow, String)>> {
+pub async fn list(conn: &mut AsyncPgConnection, q: &ListQuery) -> AppResult<Vec<PostRow>> {
     let mut query = posts::table
-        .inner_join(users::table)
-        .select((PostRow::as_select(), users::username))
+        .select(PostRow::as_select())
         .order(posts::id.desc())
         .limit(q.limit)
         .into_boxed();

@@ -83,11 +83,11 @@ pub async fn get(state: &AppState, viewer: Option<&Actor>, id: Uuid) -> AppResul
         let mut conn = state.db.conn().await?;
         repo::find(&mut conn, id).await?
     };
-    let (row, username) = found
-        .filter(|(row, _)| visible(viewer, row))
+    let row = found
+        .filter(|row| visible(viewer, row))
         .ok_or(AppError::NotFound(Resource::Post))?;
     let (published, version) = (row.published, row.version);
-    let post = Post::new(row, username);
+    let post = Post::from(row);
     let body = render(&post)?;
     let cache = if published {
         let entry = Cached {
@@ -187,13 +187,10 @@ pub async fn list(
         "post",
         "/v1/posts",
         &link_params,
-        |(row, _)| row.id.to_string(),
+        |row| row.id.to_string(),
     );
     let page = PostPage {
-        data: rows
-            .into_iter()
-            .map(|(row, username)| Post::new(row, username))
-            .collect(),
+        data: rows.into_iter().map(Post::from).collect(),
         next_link,
     };
     let body = serde_json::to_vec(&page)
@@ -223,6 +220,7 @@ pub async fn create(
             NewPostRow {
                 id: Uuid::now_v7(),
                 author_id: actor.id,
+                author_username,
                 title: input.title.as_str(),
                 content: input.content.as_str(),
                 published: input.published,
@@ -235,7 +233,7 @@ pub async fn create(
     if row.published {
         state.cache.invalidate_lists().await;
     }
-    Ok(Post::new(row, author_username.to_string()))
+    Ok(Post::from(row))
 }
 
 /// A merge-patch of a post: `None` leaves a field alone.
@@ -283,7 +281,6 @@ pub async fn patch(
             if !preconditions.allow(Some(&etag_of(current.version, current.updated_at))) {
                 return Err(AppError::PreconditionFailed);
             }
-            let username = repo::author_username(conn, current.author_id).await?;
             let was_published = current.published;
             let (row, changed) = if is_empty {
                 (current, false)
@@ -292,7 +289,7 @@ pub async fn patch(
             };
             Ok(Written {
                 version: row.version,
-                post: Post::new(row, username),
+                post: Post::from(row),
                 changed,
                 was_published,
             })
@@ -330,9 +327,8 @@ pub async fn delete(
             if !preconditions.allow(Some(&etag_of(current.version, current.updated_at))) {
                 return Err(AppError::PreconditionFailed);
             }
-            let username = repo::author_username(conn, current.author_id).await?;
             let row = repo::delete(conn, id).await?;
-            Ok(Some(Post::new(row, username)))
+            Ok(Some(Post::from(row)))
         })
         .await?;
     drop(conn);

@@ -171,6 +171,7 @@ async fn connect(url: &str, size: u32) -> Result<DbPool, String> {
 struct PostJson {
     id: Uuid,
     author_id: Uuid,
+    author_username: String,
     title: String,
     content: String,
     published: bool,
@@ -202,6 +203,7 @@ async fn post_by_id(Path(id): Path<Uuid>, pool: Data<&DbPool>) -> Response {
     let json = PostJson {
         id: row.id,
         author_id: row.author_id,
+        author_username: row.author_username,
         title: row.title,
         content: row.content,
         published: row.published,
