@@ -103,7 +103,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
     let allowed = Arc::new(AllowedMethods::from_spec(&document));
 
     let api = service.into_endpoint().with(RateLimit);
-    let mut route = Route::new()
+    let route = Route::new()
         .at("/openapi.json", static_body(json, "application/json"))
         .at("/openapi.yaml", static_body(yaml, "application/yaml"))
         .at("/docs", static_body(swagger, "text/html; charset=utf-8"))
@@ -121,45 +121,43 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
                     .body(body)
             }),
         )
-        .nest("/", api)
-        .boxed();
-    if !state.settings.cors_origins.is_empty() {
-        let cors = Cors::new()
-            .allow_origins(state.settings.cors_origins.iter().map(String::as_str))
-            .allow_credentials(true)
-            .allow_headers([
-                "authorization",
-                "content-type",
-                "if-match",
-                "if-none-match",
-                "idempotency-key",
-                "x-request-id",
-                "x-telemetry",
-            ])
-            .expose_headers([
-                "etag",
-                "location",
-                "x-request-id",
-                "x-error-code",
-                "x-cache",
-                "retry-after",
-                "ratelimit-limit",
-                "ratelimit-remaining",
-                "ratelimit-reset",
-                "ratelimit-policy",
-                "ratelimit",
-                "idempotent-replayed",
-            ])
-            .max_age(600);
-        route = route.with(cors).boxed();
-    }
+        .nest("/", api);
+    let origins = &state.settings.cors_origins;
+    // The edge puts `AppState` into every request; no further layers (each moves the request).
     route
-        .with(Edge {
-            state: state.clone(),
-            allowed,
-        })
-        .data(state)
-        .map_to_response()
+        .with_if(!origins.is_empty(), cors(origins))
+        .with(Edge { state, allowed })
+}
+
+/// CORS for the configured origins, with credentials.
+fn cors(origins: &[String]) -> Cors {
+    Cors::new()
+        .allow_origins(origins.iter().map(String::as_str))
+        .allow_credentials(true)
+        .allow_headers([
+            "authorization",
+            "content-type",
+            "if-match",
+            "if-none-match",
+            "idempotency-key",
+            "x-request-id",
+            "x-telemetry",
+        ])
+        .expose_headers([
+            "etag",
+            "location",
+            "x-request-id",
+            "x-error-code",
+            "x-cache",
+            "retry-after",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+            "ratelimit-policy",
+            "ratelimit",
+            "idempotent-replayed",
+        ])
+        .max_age(600)
 }
 
 fn static_body(body: String, content_type: &'static str) -> impl Endpoint<Output = Response> {

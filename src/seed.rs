@@ -112,7 +112,11 @@ pub async fn run(db: &Db, extra_posts: u64) -> AppResult<()> {
     Ok(())
 }
 
-async fn add_posts(conn: &mut AsyncPgConnection, authors: &[(Uuid, &str)], count: u64) -> AppResult<()> {
+async fn add_posts(
+    conn: &mut AsyncPgConnection,
+    authors: &[(Uuid, &str)],
+    count: u64,
+) -> AppResult<()> {
     let bar = ProgressBar::new(count);
     bar.set_style(
         ProgressStyle::with_template(

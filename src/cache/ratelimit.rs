@@ -90,13 +90,23 @@ impl Decision {
 pub struct RateLimiter {
     redis: Option<Arc<Redis>>,
     local: Arc<LocalWindows>,
-    leases: moka::sync::Cache<(Bucket, String), Arc<tokio::sync::Mutex<Lease>>>,
+    /// One map per leased bucket (global, writes), keyed by client IP or user id.
+    leases: [Leases; 2],
     script: Arc<::redis::Script>,
 }
 
-/// Tokens of one key reserved in Redis by this instance.
+type Leases = moka::sync::Cache<String, Arc<Lease>>;
+
+/// Tokens of one key reserved in Redis by this instance. Spending is a short synchronous
+/// critical section; only refills wait on Redis, one at a time per key.
 #[derive(Debug, Default)]
 struct Lease {
+    state: std::sync::Mutex<LeaseState>,
+    refill: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct LeaseState {
     /// Reserved and not spent yet.
     unused: u64,
     /// The shared counter after our last reservation.
@@ -116,10 +126,12 @@ impl RateLimiter {
         Self {
             redis,
             local: Arc::new(LocalWindows::default()),
-            leases: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(3600))
-                .build(),
+            leases: std::array::from_fn(|_| {
+                moka::sync::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_idle(Duration::from_secs(3600))
+                    .build()
+            }),
             // KEYS[1] counter; ARGV[1] cost, ARGV[2] window ms. Returns {count, ms left}.
             script: Arc::new(::redis::Script::new(
                 r"local n = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -163,52 +175,55 @@ impl RateLimiter {
         rule: RateLimitRule,
         cost: u64,
     ) -> Option<Decision> {
-        let lease = self.leases.get_with_by_ref(&(bucket, key.to_string()), || {
-            Arc::new(tokio::sync::Mutex::new(Lease::default()))
-        });
-        // Held across the refill, so a burst on one key makes one reservation, not one each.
-        let mut lease = lease.lock().await;
-        let now = Instant::now();
-        let live = lease.window_ends.filter(|end| now < *end);
-        if live.is_none() {
-            lease.unused = 0;
-            lease.counted = 0;
-        }
-        if let Some(end) = live
-            && lease.unused >= cost
-        {
-            lease.unused -= cost;
-            let spent = lease.counted - lease.unused;
-            return Some(Decision::new(bucket, rule, spent, cost, end - now));
-        }
-        let hot = lease
-            .last_refill
-            .is_some_and(|at| now.duration_since(at) < HOT_REFILL);
-        let wanted = if hot {
-            (lease.size * 2).min(MAX_LEASE)
-        } else {
-            1
+        let leases = &self.leases[usize::from(bucket == Bucket::Writes)];
+        let lease = match leases.get(key) {
+            Some(lease) => lease,
+            None => leases.get_with_by_ref(key, || Arc::new(Lease::default())),
         };
-        let left = rule.count.saturating_sub(lease.counted);
-        let size = wanted.min(left / 8).max(cost);
+        if let Some(decision) = spend(&lease, bucket, rule, cost) {
+            return Some(decision);
+        }
+        // Out of tokens: one refill at a time per key; whoever waited may find tokens now.
+        let _refilling = lease.refill.lock().await;
+        if let Some(decision) = spend(&lease, bucket, rule, cost) {
+            return Some(decision);
+        }
+        let now = Instant::now();
+        let size = {
+            let state = lease.state.lock().ok()?;
+            let hot = state
+                .last_refill
+                .is_some_and(|at| now.duration_since(at) < HOT_REFILL);
+            let wanted = if hot {
+                (state.size * 2).min(MAX_LEASE)
+            } else {
+                1
+            };
+            let counted = if state.window_ends.is_some_and(|end| now < end) {
+                state.counted
+            } else {
+                0
+            };
+            wanted.min(rule.count.saturating_sub(counted) / 8).max(cost)
+        };
         let (count, ttl_ms) = self.hit_redis(redis, bucket, key, rule, size).await?;
         let granted = size.saturating_sub(count.saturating_sub(rule.count));
-        lease.counted = count;
-        lease.size = size;
-        lease.last_refill = Some(now);
-        lease.window_ends = Some(now + Duration::from_millis(ttl_ms));
-        lease.unused = granted.saturating_sub(cost);
-        let decision = Decision {
+        let mut state = lease.state.lock().ok()?;
+        state.counted = count;
+        state.size = size;
+        state.last_refill = Some(now);
+        state.window_ends = Some(now + Duration::from_millis(ttl_ms));
+        state.unused = granted.saturating_sub(cost);
+        Some(Decision {
             allowed: granted >= cost,
             ..Decision::new(
                 bucket,
                 rule,
-                count - lease.unused,
+                count - state.unused,
                 cost,
                 Duration::from_millis(ttl_ms),
             )
-        };
-        Some(decision)
+        })
     }
 
     async fn hit_redis(
@@ -225,6 +240,19 @@ impl RateLimiter {
         invocation.arg(cost).arg(window_ms);
         redis.script("ratelimit.hit", &invocation).await
     }
+}
+
+/// Spends `cost` reserved tokens if the lease holds them for the current window.
+fn spend(lease: &Lease, bucket: Bucket, rule: RateLimitRule, cost: u64) -> Option<Decision> {
+    let mut state = lease.state.lock().ok()?;
+    let now = Instant::now();
+    let end = state.window_ends.filter(|end| now < *end)?;
+    if state.unused < cost {
+        return None;
+    }
+    state.unused -= cost;
+    let spent = state.counted - state.unused;
+    Some(Decision::new(bucket, rule, spent, cost, end - now))
 }
 
 /// Counters of one bucket and window length, each dropped when its window ends.

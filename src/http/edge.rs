@@ -347,6 +347,8 @@ impl<E> EdgeEndpoint<E> {
     fn decorate(&self, response: &mut Response, ctx: &RequestContext, path: &str) {
         let production = self.state.settings.is_production();
         let headers = response.headers_mut();
+        // Room for the headers below: one allocation instead of several rehashes.
+        headers.reserve(12);
         if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
             headers.insert(X_REQUEST_ID, id);
         }

@@ -92,18 +92,18 @@ impl Visit for FieldWriter<'_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        let _ = write!(self.line, "{value}");
+        self.line.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field);
-        let _ = write!(self.line, "{value}");
+        self.line.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.key(field);
         if value.is_finite() {
-            let _ = write!(self.line, "{value}");
+            self.line.push_str(ryu::Buffer::new().format_finite(value));
         } else {
             self.line.push_str("null");
         }
@@ -116,13 +116,27 @@ impl Visit for FieldWriter<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.key(field);
-        push_json_str(self.line, &format!("{value:?}"));
+        self.line.push('"');
+        // Escaped as it is formatted: no intermediate string.
+        let _ = write!(Escaped(self.line), "{value:?}");
+        self.line.push('"');
     }
 }
 
 /// `value` as a JSON string literal.
 fn push_json_str(line: &mut String, value: &str) {
     line.push('"');
+    escape_into(line, value);
+    line.push('"');
+}
+
+/// Appends `value` with JSON string escapes.
+fn escape_into(line: &mut String, value: &str) {
+    // Most values need no escape: copy them whole.
+    if !value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        line.push_str(value);
+        return;
+    }
     for c in value.chars() {
         match c {
             '"' => line.push_str("\\\""),
@@ -136,7 +150,16 @@ fn push_json_str(line: &mut String, value: &str) {
             c => line.push(c),
         }
     }
-    line.push('"');
+}
+
+/// A `fmt::Write` that escapes what is written into it.
+struct Escaped<'a>(&'a mut String);
+
+impl fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escape_into(self.0, s);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The tracing subscriber: JSON lines (or pretty, for a terminal) on stdout through a
-//! non-blocking writer, levels from `RUST_LOG` or `LOG_LEVEL`, and with `LOG_DIR` the rotating
+//! The tracing subscriber: JSON lines (or pretty, for a terminal) on stdout through a batched
+//! background writer (`batched`), levels from `RUST_LOG` or `LOG_LEVEL`, and with `LOG_DIR` the rotating
 //! application and error files (`log_files`). Request events carry the request id from the
 //! request span. Nothing here ever sees a password, token or `Authorization`/`Cookie` value:
 //! they are never put into events in the first place.
@@ -10,9 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod batched;
 mod json;
 
-use tracing_appender::non_blocking::WorkerGuard;
+use batched::{BatchedGuard, batched};
 use tracing_subscriber::{
     EnvFilter, Layer, filter::LevelFilter, fmt::format::JsonFields, layer::SubscriberExt,
     util::SubscriberInitExt,
@@ -25,7 +26,7 @@ use crate::{
 
 /// Keeps the background log writers flushing; drop it last.
 pub struct TelemetryGuard {
-    _guards: Vec<WorkerGuard>,
+    _guards: Vec<BatchedGuard>,
 }
 
 /// Libraries that are chatty at debug level; they stay at warn unless `RUST_LOG` says otherwise.
@@ -55,7 +56,7 @@ fn filter(settings: &Settings) -> EnvFilter {
 
 pub fn init(settings: &Settings) -> std::io::Result<TelemetryGuard> {
     let mut guards = Vec::new();
-    let (stdout, guard) = tracing_appender::non_blocking(stdout_writer());
+    let (stdout, guard) = batched(stdout_writer());
     guards.push(guard);
     let pretty = match settings.log_format {
         LogFormat::Pretty => true,
@@ -79,11 +80,11 @@ pub fn init(settings: &Settings) -> std::io::Result<TelemetryGuard> {
     let mut file_layers = Vec::new();
     if let Some(dir) = &settings.log_dir {
         let all = log_files::DailyFile::open(dir, "application", Retention::days(14))?;
-        let (all, guard) = tracing_appender::non_blocking(all);
+        let (all, guard) = batched(all);
         guards.push(guard);
         file_layers.push(json_layer(all).boxed());
         let errors = log_files::DailyFile::open(dir, "error", Retention::days(30))?;
-        let (errors, guard) = tracing_appender::non_blocking(errors);
+        let (errors, guard) = batched(errors);
         guards.push(guard);
         file_layers.push(json_layer(errors).with_filter(LevelFilter::ERROR).boxed());
     }
@@ -100,15 +101,12 @@ pub fn init(settings: &Settings) -> std::io::Result<TelemetryGuard> {
     Ok(TelemetryGuard { _guards: guards })
 }
 
-/// Standard output as a buffered file: Rust's `Stdout` flushes at every newline (one `write`
-/// system call per log line); the non-blocking worker flushes after each batch instead.
+/// Standard output as a plain file: Rust's `Stdout` would split every batch at its newlines
+/// into one `write` per line.
 fn stdout_writer() -> Box<dyn std::io::Write + Send> {
     use std::os::fd::AsFd;
     match std::io::stdout().as_fd().try_clone_to_owned() {
-        Ok(fd) => Box::new(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::fs::File::from(fd),
-        )),
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
         Err(_) => Box::new(std::io::stdout()),
     }
 }
