@@ -101,7 +101,16 @@ struct Inner {
     epoch: AtomicU64,
     pending: Mutex<Pending>,
     has_pending: AtomicBool,
+    list_bumps: ListBumps,
     scripts: Scripts,
+}
+
+/// Tickets of writers waiting for the list generation to be bumped (see `invalidate_lists`).
+#[derive(Default)]
+struct ListBumps {
+    requested: AtomicU64,
+    completed: AtomicU64,
+    turn: tokio::sync::Mutex<()>,
 }
 
 struct Scripts {
@@ -136,6 +145,7 @@ impl Cache {
                 epoch: AtomicU64::new(0),
                 pending: Mutex::new(Pending::default()),
                 has_pending: AtomicBool::new(false),
+                list_bumps: ListBumps::default(),
                 scripts: Scripts {
                     // KEYS[1] generation key; ARGV[1] page key prefix, ARGV[2] page query.
                     get_list: ::redis::Script::new(
@@ -384,9 +394,20 @@ impl Cache {
         let Some(redis) = self.inner.redis.clone() else {
             return;
         };
+        // Group commit: concurrent writers share one bump. A bump that starts after this
+        // ticket was taken (after our write committed) makes our change visible, so whoever
+        // holds the lock bumps once for every ticket taken so far.
+        let bumps = &self.inner.list_bumps;
+        let ticket = bumps.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        let _turn = bumps.turn.lock().await;
+        if bumps.completed.load(Ordering::Acquire) >= ticket {
+            return;
+        }
+        let covers = bumps.requested.load(Ordering::Acquire);
         if !self.bump_generation(&redis).await {
             self.remember(|p| p.lists = true);
         }
+        bumps.completed.store(covers, Ordering::Release);
     }
 
     async fn bump_generation(&self, redis: &Redis) -> bool {
