@@ -92,23 +92,20 @@ pub fn build_state(settings: Settings) -> Result<AppState, AppError> {
 /// edge middleware.
 pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
     let document = spec::document();
-    let json = spec::json(&document);
+    let json: Arc<str> = spec::json(&document).into();
     let yaml = spec::yaml(&document);
-    let service = spec::service();
-    // The UIs embed poem-openapi's document; show the finished one instead.
-    let raw = service.spec();
-    let swagger = service.swagger_ui_html().replacen(&raw, &json, 1);
-    let redoc = service.redoc_html().replacen(&raw, &json, 1);
-    let scalar = service.scalar_html().replacen(&raw, &json, 1);
     let allowed = Arc::new(AllowedMethods::from_spec(&document));
-
+    let service = spec::service();
     let api = service.into_endpoint().with(RateLimit);
     let route = Route::new()
-        .at("/openapi.json", static_body(json, "application/json"))
+        .at(
+            "/openapi.json",
+            static_body(json.to_string(), "application/json"),
+        )
         .at("/openapi.yaml", static_body(yaml, "application/yaml"))
-        .at("/docs", static_body(swagger, "text/html; charset=utf-8"))
-        .at("/redoc", static_body(redoc, "text/html; charset=utf-8"))
-        .at("/scalar", static_body(scalar, "text/html; charset=utf-8"))
+        .at("/docs", docs_page(&json, |s| s.swagger_ui_html()))
+        .at("/redoc", docs_page(&json, |s| s.redoc_html()))
+        .at("/scalar", docs_page(&json, |s| s.scalar_html()))
         .at(
             "/metrics",
             poem::endpoint::make(|req: poem::Request| async move {
@@ -160,7 +157,26 @@ fn cors(origins: &[String]) -> Cors {
         .max_age(600)
 }
 
+/// A documentation UI, built when asked for: each embeds a large JavaScript bundle, and keeping
+/// the three pages in memory would cost ~6 MiB for pages read now and then.
+fn docs_page(
+    finished_spec: &Arc<str>,
+    html: fn(&poem_openapi::OpenApiService<spec::Apis, ()>) -> String,
+) -> impl Endpoint<Output = Response> + use<> {
+    let finished_spec = finished_spec.clone();
+    make_sync(move |_| {
+        let service = spec::service();
+        // The UIs embed poem-openapi's document; show the finished one instead.
+        let page = html(&service).replacen(&service.spec(), &finished_spec, 1);
+        Response::builder()
+            .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+            .body(page)
+    })
+}
+
 fn static_body(body: String, content_type: &'static str) -> impl Endpoint<Output = Response> {
+    // `Bytes`: every response shares the one copy.
+    let body = bytes::Bytes::from(body);
     make_sync(move |_| {
         Response::builder()
             .header(header::CONTENT_TYPE, content_type)
@@ -211,6 +227,7 @@ pub async fn start(
         state.clone(),
         stop.clone().cancelled_owned(),
     ));
+    tokio::spawn(metrics::upkeep(stop.clone().cancelled_owned()));
 
     let acceptor = TcpListener::bind(SocketAddr::new(settings.host, settings.port))
         .into_acceptor()

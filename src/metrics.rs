@@ -33,6 +33,19 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Drains recorded histogram samples into their buckets every few seconds until `stop`: the
+/// exporter keeps every sample until then (8 bytes a request, unbounded without it).
+pub async fn upkeep(stop: impl std::future::Future<Output = ()>) {
+    let Some(handle) = handle() else { return };
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
+        }
+    }
+}
+
 /// Counts a request. Labels are `&'static` on the hot path (route templates are interned at
 /// start-up), so recording allocates nothing.
 pub fn record_request(method: &Method, route: Cow<'static, str>, status: u16, elapsed: Duration) {

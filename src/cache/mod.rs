@@ -54,6 +54,14 @@ pub struct Cached {
     pub body: Bytes,
 }
 
+impl Cached {
+    /// Approximate bytes held, for the in-process tier's bound.
+    fn weight(&self) -> u32 {
+        let bytes = self.body.len() + self.etag.as_ref().map_or(0, String::len) + 64;
+        u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+}
+
 /// State captured when a lookup missed, handed back to the matching `put_*`: it lets the put
 /// notice that an invalidation happened in between (then the copy may be stale: not kept).
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +88,8 @@ struct Pending {
 }
 
 const MAX_PENDING_POSTS: usize = 10_000;
+/// Memory of each in-process tier (posts, list pages).
+const LOCAL_TIER_BYTES: u64 = 4 * 1024 * 1024;
 const CHANNEL: &str = "invalidations";
 
 #[derive(Clone)]
@@ -132,12 +142,15 @@ impl Cache {
                 enabled,
                 ttl_post,
                 ttl_list,
+                // Bounded by bytes, not entries: a list page weighs as much as a hundred posts.
                 local_posts: moka::sync::Cache::builder()
-                    .max_capacity(10_000)
+                    .max_capacity(LOCAL_TIER_BYTES)
+                    .weigher(|_, entry: &Arc<Cached>| entry.weight())
                     .time_to_live(ttl_post)
                     .build(),
                 local_lists: moka::sync::Cache::builder()
-                    .max_capacity(1_000)
+                    .max_capacity(LOCAL_TIER_BYTES)
+                    .weigher(|_, entry: &Arc<Cached>| entry.weight())
                     .time_to_live(ttl_list)
                     .build(),
                 redis,
