@@ -1,7 +1,7 @@
 //! The outermost middleware: everything that happens to every request and response once.
 //!
 //! In: the request id (the caller's if sane, else a fresh UUID), the client IP (socket, or
-//! `X-Forwarded-For` with `TRUST_PROXY`), a tracing span carrying the request id, admission
+//! `X-Forwarded-For` with `TRUST_PROXY`), the request id for every event logged meanwhile, admission
 //! (draining or more than `MAX_IN_FLIGHT` in flight → 503; a request-target over 8 KiB → 414; an
 //! `Accept` without JSON → 406). Out: every error — from a handler or from poem itself (unknown
 //! route, 405, bad parameter, ...) — rendered as problem+json; `X-Request-Id`, `RateLimit-*` and
@@ -23,14 +23,15 @@ use poem_openapi::error::{
     AuthorizationError, ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError,
 };
 use tokio::sync::Semaphore;
-use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{
     problem::{FieldError, Problem},
     routes::AllowedMethods,
 };
-use crate::{auth::jwt::Claims, cache::ratelimit::Decision, metrics, state::AppState};
+use crate::{
+    auth::jwt::Claims, cache::ratelimit::Decision, metrics, state::AppState, telemetry::REQUEST_ID,
+};
 
 // Header names parsed once, at compile time, not on every response.
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -46,7 +47,7 @@ const COMPRESS_MIN_BYTES: usize = 1024;
 
 /// Per-request facts shared by the middlewares and extractors (`req.data::<Arc<RequestContext>>`).
 pub struct RequestContext {
-    pub request_id: String,
+    pub request_id: Arc<str>,
     pub client_ip: IpAddr,
     /// The bearer token, decoded at most once per request.
     bearer: OnceLock<Bearer>,
@@ -132,7 +133,7 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let started = Instant::now();
         let ctx = Arc::new(RequestContext {
-            request_id: request_id_of(req.headers()),
+            request_id: request_id_of(req.headers()).into(),
             client_ip: client_ip_of(&req, self.state.settings.trust_proxy),
             bearer: OnceLock::new(),
             rate_limit: Mutex::new(None),
@@ -144,17 +145,18 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         let user_agent = header_text(req.headers(), "user-agent");
         let telemetry = header_text(req.headers(), "x-telemetry");
         let accept_encoding = header_text(req.headers(), "accept-encoding");
-        let span = tracing::info_span!("request", request_id = %ctx.request_id);
+        let request_id = ctx.request_id.clone();
 
-        let result = async {
+        // Every event logged while the request is served carries its id (a task-local: cheaper
+        // than entering a tracing span at each of the request future's polls).
+        let serve = async {
             let _permit = match self.admit(&req) {
                 Ok(permit) => permit,
                 Err(problem) => return Err(problem.into()),
             };
             self.inner.call(req).await.map(IntoResponse::into_response)
-        }
-        .instrument(span.clone())
-        .await;
+        };
+        let result = REQUEST_ID.scope(request_id.clone(), serve).await;
 
         let mut response = match result {
             Ok(response) => response,
@@ -163,7 +165,7 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
                 if problem.status.is_server_error() {
                     // Logged once, here, with its cause; the client sees only the code.
                     let cause = problem.cause.as_deref().unwrap_or(&problem.detail);
-                    span.in_scope(|| {
+                    REQUEST_ID.sync_scope(request_id.clone(), || {
                         tracing::error!(
                             error.code = problem.code,
                             error.cause = cause,
@@ -202,7 +204,7 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
         metrics::record_request(&method, route.clone(), status, elapsed);
-        span.in_scope(|| {
+        REQUEST_ID.sync_scope(request_id, || {
             access_log(AccessLog {
                 method: method.as_str(),
                 route: &route,

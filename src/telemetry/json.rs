@@ -1,5 +1,6 @@
 //! The JSON line format of every log event: `timestamp`, `level`, `target`, `message`, the
-//! event's fields flat beside them, and `span` (the request span's fields, e.g. `request_id`).
+//! event's fields flat beside them, `request_id` while a request is served, and `span` (the
+//! innermost span's fields) when there is one.
 //!
 //! Why not tracing-subscriber's own JSON format: it re-parses each enclosing span's stored JSON
 //! for every event and formats through `serde_json::Value` maps, about twice the cost of writing
@@ -48,6 +49,10 @@ where
         event.record(&mut fields);
         line.push_str(",\"target\":");
         push_json_str(&mut line, meta.target());
+        let _ = super::REQUEST_ID.try_with(|id| {
+            line.push_str(",\"request_id\":");
+            push_json_str(&mut line, id);
+        });
         // The innermost span's fields (stored as a JSON object by `JsonFields`), spliced in.
         if let Some(span) = ctx.lookup_current() {
             line.push_str(",\"span\":{\"name\":");
@@ -192,15 +197,17 @@ mod tests {
                 .with_writer(move || writer.clone()),
         );
         tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("request", request_id = "r-1");
-            span.in_scope(|| {
-                tracing::info!(
-                    http.status = 200u16,
-                    http.duration_ms = 1.5,
-                    note = "a \"quoted\"\nline",
-                    ok = true,
-                    "request completed"
-                );
+            let span = tracing::info_span!("work", step = "r-1");
+            crate::telemetry::REQUEST_ID.sync_scope("req-9".into(), || {
+                span.in_scope(|| {
+                    tracing::info!(
+                        http.status = 200u16,
+                        http.duration_ms = 1.5,
+                        note = "a \"quoted\"\nline",
+                        ok = true,
+                        "request completed"
+                    );
+                })
             });
             tracing::warn!(count = -3i64, "outside");
         });
@@ -217,10 +224,12 @@ mod tests {
         assert_eq!(first["http.duration_ms"], 1.5);
         assert_eq!(first["note"], "a \"quoted\"\nline");
         assert_eq!(first["ok"], true);
-        assert_eq!(first["span"]["request_id"], "r-1");
-        assert_eq!(first["span"]["name"], "request");
+        assert_eq!(first["request_id"], "req-9");
+        assert_eq!(first["span"]["step"], "r-1");
+        assert_eq!(first["span"]["name"], "work");
         assert!(first["timestamp"].as_str().unwrap().ends_with('Z'));
         assert_eq!(lines[1]["count"], -3);
         assert!(lines[1].get("span").is_none());
+        assert!(lines[1].get("request_id").is_none());
     }
 }

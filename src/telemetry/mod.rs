@@ -24,6 +24,11 @@ use crate::{
     log_files::{self, Retention},
 };
 
+tokio::task_local! {
+    /// The id of the request being served: every event logged meanwhile carries it.
+    pub static REQUEST_ID: std::sync::Arc<str>;
+}
+
 /// Keeps the background log writers flushing; drop it last.
 pub struct TelemetryGuard {
     _guards: Vec<BatchedGuard>,

@@ -428,7 +428,18 @@ async fn logs_never_contain_passwords_or_tokens_but_record_requests_and_auth_eve
         assert!(!login[field].is_null(), "access log lacks {field}: {login}");
     }
     assert_eq!(login["telemetry"], "herald-sdk-ts/1.2.3");
-    assert!(login["span"]["request_id"].is_string());
+    assert!(
+        login["request_id"].is_string(),
+        "the access log carries the request id"
+    );
+    let inside = events
+        .iter()
+        .find(|e| e["event"] == "auth.login")
+        .expect("an auth event");
+    assert!(
+        inside["request_id"].is_string(),
+        "events inside a request carry its id"
+    );
     let patch = access_log
         .iter()
         .find(|e| e["http.method"] == "PATCH")
