@@ -1,7 +1,7 @@
 //! Access tokens: HS256 JWTs with the algorithm pinned (a token claiming `none` or any other
 //! algorithm is rejected), and `iss`, `aud`, `exp` required and checked.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,10 @@ pub struct JwtKeys {
     issuer: String,
     audience: String,
     lifetime: Duration,
+    /// Tokens verified in the last minute (the whole token is the key), so a client's burst of
+    /// requests pays for one signature check and two JSON parses, not one each. Expiry is still
+    /// checked on every use.
+    verified: moka::sync::Cache<String, Arc<Claims>>,
 }
 
 impl JwtKeys {
@@ -67,6 +71,10 @@ impl JwtKeys {
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             lifetime: settings.jwt_expiration,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(2_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
         }
     }
 
@@ -93,10 +101,27 @@ impl JwtKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
+        if let Some(claims) = self.verified.get(token)
+            && unexpired(
+                &claims,
+                jsonwebtoken::get_current_timestamp(),
+                self.validation.leeway,
+            )
+        {
+            return Ok(Claims::clone(&claims));
+        }
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
-            .map_err(|_| AppError::Unauthenticated)
+            .map_err(|_| AppError::Unauthenticated)?;
+        self.verified
+            .insert(token.to_string(), Arc::new(claims.clone()));
+        Ok(claims)
     }
+}
+
+/// jsonwebtoken's rule: a token is expired once `exp` is more than `leeway` seconds past.
+fn unexpired(claims: &Claims, now: u64, leeway: u64) -> bool {
+    claims.exp + leeway >= now
 }
 
 #[cfg(test)]
@@ -153,6 +178,16 @@ mod tests {
             let token = other.issue(&subject()).unwrap();
             assert!(keys.verify(&token).is_err());
         }
+    }
+
+    #[test]
+    fn a_remembered_token_is_checked_for_expiry_on_every_use() {
+        let keys = keys_with(&[]);
+        let token = keys.issue(&subject()).unwrap();
+        let claims = keys.verify(&token).unwrap();
+        assert_eq!(keys.verify(&token).unwrap(), claims, "from the cache");
+        assert!(unexpired(&claims, claims.exp + 5, 5));
+        assert!(!unexpired(&claims, claims.exp + 6, 5));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! server accepts. Then `T` is parsed from the checked value.
 
 use std::{
+    any::TypeId,
     collections::HashMap,
     sync::{Arc, OnceLock, RwLock},
 };
@@ -48,7 +49,7 @@ macro_rules! impl_body_extractor {
     ($wrapper:ident, $media:expr, $required:expr, |$request:ident, $body:ident| $parse:expr) => {
         impl<'a, T> ApiExtractor<'a> for $wrapper<T>
         where
-            T: ParseFromJSON + RequestFields + Send,
+            T: ParseFromJSON + RequestFields + Send + 'static,
         {
             const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
             type ParamType = ();
@@ -94,7 +95,7 @@ impl_body_extractor!(OptionalJsonBody, JSON, false, |request, body| {
 });
 
 /// No `Content-Type` and no bytes: absent. Anything else is parsed as a required body.
-async fn parse_optional_body<T: ParseFromJSON + RequestFields>(
+async fn parse_optional_body<T: ParseFromJSON + RequestFields + 'static>(
     request: &Request,
     body: &mut RequestBody,
 ) -> Result<Option<T>, Problem> {
@@ -108,7 +109,7 @@ async fn parse_optional_body<T: ParseFromJSON + RequestFields>(
 }
 
 /// Content type, size limit, JSON syntax, schema, then `T`.
-async fn parse_body<T: ParseFromJSON + RequestFields>(
+async fn parse_body<T: ParseFromJSON + RequestFields + 'static>(
     request: &Request,
     body: &mut RequestBody,
     media_type: &'static str,
@@ -215,7 +216,7 @@ enum Violation {
 }
 
 /// Validates `value` against `T`'s published schema.
-fn check_against_schema<T: Type + RequestFields>(
+fn check_against_schema<T: Type + RequestFields + 'static>(
     value: &Value,
     patch: bool,
 ) -> Result<(), Problem> {
@@ -251,18 +252,18 @@ fn check_against_schema<T: Type + RequestFields>(
 }
 
 /// The registry holding `T` and everything it references, built once per type.
-fn registry_of<T: Type>() -> Arc<Registry> {
-    static CACHE: OnceLock<RwLock<HashMap<String, Arc<Registry>>>> = OnceLock::new();
+fn registry_of<T: Type + 'static>() -> Arc<Registry> {
+    static CACHE: OnceLock<RwLock<HashMap<TypeId, Arc<Registry>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    let name = T::name().into_owned();
-    if let Some(found) = cache.read().ok().and_then(|c| c.get(&name).cloned()) {
+    let id = TypeId::of::<T>();
+    if let Some(found) = cache.read().ok().and_then(|c| c.get(&id).cloned()) {
         return found;
     }
     let mut registry = Registry::new();
     T::register(&mut registry);
     let registry = Arc::new(registry);
     if let Ok(mut c) = cache.write() {
-        c.insert(name, registry.clone());
+        c.insert(id, registry.clone());
     }
     registry
 }
@@ -477,7 +478,7 @@ mod tests {
         const READ_ONLY: &'static [&'static str] = &["id"];
     }
 
-    fn code_of<T: Type + RequestFields>(
+    fn code_of<T: Type + RequestFields + 'static>(
         body: Value,
         patch: bool,
     ) -> Option<(&'static str, Vec<String>)> {
