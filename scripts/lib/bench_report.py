@@ -6,7 +6,8 @@ the Markdown, and exits non-zero when a scenario saw a non-2xx response or a soc
 
 RESULTS_DIR holds `order` (scenario names, in run order), NAME.meta.json (what scripts/bench
 knows: label, server, data set, connections, peak RSS), NAME.run.json and NAME.warmup.json
-(bench/wrk/scenario.lua's results), argon2.json (herald-floor argon2) and run.json (run facts).
+(bench/wrk/scenario.lua's results), argon2.before.json and argon2.after.json (herald-floor argon2
+around the login flood) and run.json (run facts).
 Missed performance targets are reported as MISS; they never fail the run.
 """
 
@@ -54,7 +55,11 @@ def fmt_num(x, digits=0):
 def main():
     res, logs, out = (Path(p) for p in sys.argv[1:4])
     run = load(res / "run.json")
-    argon2 = load(res / "argon2.json")
+    # Measured before and after the login flood; the ceiling uses the mean of both.
+    argon2 = load(res / "argon2.before.json")
+    after = load(res / "argon2.after.json")
+    argon2["before_ms"], argon2["after_ms"] = argon2["mean_ms"], after["mean_ms"]
+    argon2["mean_ms"] = (argon2["mean_ms"] + after["mean_ms"]) / 2
     ceiling = run["cores"] * 1000.0 / argon2["mean_ms"]
     argon2["ceiling_rps"] = ceiling
 
@@ -234,8 +239,8 @@ def main():
     md.append(
         f"Data: {seeds}. Time: build {secs['build']} s, data {secs['seed']} s, "
         f"load {secs['load']} s, total {secs['total']} s. argon2id verification "
-        f"{argon2['mean_ms']:.1f} ms (mean of {argon2['iterations']}, measured just before the "
-        f"login flood) → ceiling {ceiling:.0f} logins/s on {run['cores']} cores"
+        f"{argon2['mean_ms']:.1f} ms ({argon2['before_ms']:.1f} ms before the login flood, "
+        f"{argon2['after_ms']:.1f} ms after; means of {argon2['iterations']}) → ceiling {ceiling:.0f} logins/s on {run['cores']} cores"
         + (
             f"; {argon2['threads']} threads verifying at once managed "
             f"{argon2['parallel_per_s']:.0f}/s (diagnostic).\n"
