@@ -187,7 +187,7 @@ mod tests {
     }
 
     #[test]
-    fn lines_are_json_with_fields_and_the_request_span() {
+    fn lines_are_json_with_fields_span_and_request_id() {
         let capture = Capture::default();
         let writer = capture.clone();
         let subscriber = tracing_subscriber::registry().with(

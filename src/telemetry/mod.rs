@@ -1,8 +1,8 @@
 //! The tracing subscriber: JSON lines (or pretty, for a terminal) on stdout through a batched
-//! background writer (`batched`), levels from `RUST_LOG` or `LOG_LEVEL`, and with `LOG_DIR` the rotating
-//! application and error files (`log_files`). Request events carry the request id from the
-//! request span. Nothing here ever sees a password, token or `Authorization`/`Cookie` value:
-//! they are never put into events in the first place.
+//! background writer (`batched`), levels from `RUST_LOG` or `LOG_LEVEL`, and with `LOG_DIR` the
+//! rotating application and error files (`log_files`). Every event logged while a request is
+//! served carries its id, from the `REQUEST_ID` task-local the edge sets. Nothing here ever sees
+//! a password, token or `Authorization`/`Cookie` value: they are never put into events.
 
 use std::{
     io::IsTerminal,
@@ -12,6 +12,7 @@ use std::{
 
 mod batched;
 mod json;
+mod pretty;
 
 use batched::{BatchedGuard, batched};
 use tracing_subscriber::{
@@ -73,7 +74,12 @@ pub fn init(settings: &Settings) -> std::io::Result<TelemetryGuard> {
         }
     };
     let stdout_layer = if pretty {
-        tracing_subscriber::fmt::layer().with_writer(stdout).boxed()
+        tracing_subscriber::fmt::layer()
+            .event_format(pretty::WithRequestId(tracing_subscriber::fmt::format()))
+            // Colours only for a terminal, not for a pipe or a file.
+            .with_ansi(std::io::stdout().is_terminal())
+            .with_writer(stdout)
+            .boxed()
     } else {
         tracing_subscriber::fmt::layer()
             .event_format(json::JsonLines)
