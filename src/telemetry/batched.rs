@@ -137,23 +137,11 @@ impl Drop for BatchedGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::telemetry::CapturedOutput;
 
     #[test]
     fn every_line_arrives_in_order_by_the_time_the_guard_drops() {
-        let sink = Sink::default();
+        let sink = CapturedOutput::default();
         let (writer, guard) = batched(sink.clone());
         let threads: Vec<_> = (0..4)
             .map(|t| {
@@ -167,7 +155,7 @@ mod tests {
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
         drop(guard);
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let text = sink.text();
         assert_eq!(text.lines().count(), 4000);
         for t in 0..4 {
             let mine: Vec<usize> = text
@@ -181,10 +169,10 @@ mod tests {
 
     #[test]
     fn lines_are_written_within_the_flush_interval_without_a_wake_up() {
-        let sink = Sink::default();
+        let sink = CapturedOutput::default();
         let (mut writer, _guard) = batched(sink.clone());
         writer.write_all(b"one line\n").unwrap();
         std::thread::sleep(FLUSH_EVERY * 4);
-        assert_eq!(sink.0.lock().unwrap().as_slice(), b"one line\n");
+        assert_eq!(sink.text(), "one line\n");
     }
 }

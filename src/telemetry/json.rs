@@ -170,25 +170,12 @@ impl fmt::Write for Escaped<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use crate::telemetry::CapturedOutput;
     use tracing_subscriber::{fmt::format::JsonFields, layer::SubscriberExt};
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn lines_are_json_with_fields_span_and_request_id() {
-        let capture = Capture::default();
+        let capture = CapturedOutput::default();
         let writer = capture.clone();
         let subscriber = tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
@@ -211,7 +198,7 @@ mod tests {
             });
             tracing::warn!(count = -3i64, "outside");
         });
-        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let text = capture.text();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
