@@ -32,11 +32,9 @@ where
 
 #[cfg(test)]
 mod tests {
-
-    use tracing_subscriber::layer::SubscriberExt;
-
     use super::*;
     use crate::telemetry::CapturedOutput;
+    use tracing_subscriber::layer::SubscriberExt;
 
     #[test]
     fn events_inside_a_request_start_with_its_id() {
