@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod json;
 pub mod pagination;
 pub mod problem;
+pub mod problem_codes;
 pub mod rate_limit;
 pub mod routes;
 pub mod spec;

@@ -1,8 +1,9 @@
 //! The OpenAPI document: built from the endpoint structs (no database or Redis needed), then
 //! finished in one pass for what poem-openapi cannot express: `additionalProperties: false` on
 //! request bodies (they reject unknown fields), an explicit `security: []` on public
-//! operations, canonical header names, and plain `application/json` media types. The result is
-//! what `/openapi.json` serves, what the docs UIs show and what `herald openapi` writes.
+//! operations, canonical header names, plain `application/json` media types, and the problem
+//! codes of every error response (`problem_codes.rs`). The result is what `/openapi.json`
+//! serves, what the docs UIs show and what `herald openapi` writes.
 
 use poem_openapi::{LicenseObject, OpenApiService, ServerObject};
 use serde_json::{Map, Value};
@@ -57,6 +58,7 @@ pub fn yaml(spec: &Value) -> String {
 }
 
 fn finish(spec: &mut Value) {
+    super::problem_codes::annotate(spec);
     let mut request_schemas = Vec::new();
     if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
         for item in paths.values_mut() {
