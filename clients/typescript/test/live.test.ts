@@ -10,6 +10,8 @@ import {
   isProblem,
   Problem,
   unwrap,
+  unwrapConditional,
+  unwrapOptional,
   type ErrorStatus,
   type HeraldClient,
   type Post,
@@ -112,7 +114,8 @@ describe("Herald TypeScript SDK (live)", () => {
   });
 
   it("answers 401 UNAUTHENTICATED without a token", async () => {
-    const problem = await problemOf(unwrap(anonymous.GET("/v1/users/me")));
+    // A fresh client: `anonymous` adopted the tokens of the logins it made.
+    const problem = await problemOf(unwrap(createClient(baseUrl).GET("/v1/users/me")));
     assertProblemShape(problem, 401, "UNAUTHENTICATED");
     assert.match(problem.response.headers.get("WWW-Authenticate") ?? "", /^Bearer/);
   });
@@ -138,11 +141,15 @@ describe("Herald TypeScript SDK (live)", () => {
     assert.match(etag, /^"[^"]+"$/, "a strong, quoted ETag");
     assert.equal(data.etag, etag);
 
-    const again = await user.GET("/v1/posts/{id}", {
-      params: { path: { id: post.id }, header: { "If-None-Match": etag } },
-    });
-    assert.equal(again.response.status, 304);
-    assert.equal(etagOf(again.response), etag);
+    const again = await unwrapConditional(
+      user.GET("/v1/posts/{id}", { params: { path: { id: post.id }, header: { "If-None-Match": etag } } }),
+    );
+    assert.deepEqual(again, { status: "not-modified", etag });
+    const stale = await unwrapConditional(
+      user.GET("/v1/posts/{id}", { params: { path: { id: post.id }, header: { "If-None-Match": '"0-0"' } } }),
+    );
+    assert.equal(stale.status, "modified");
+    assert.equal(stale.status === "modified" && stale.data.id, post.id);
   });
 
   it("PATCHes with If-Match (merge-patch)", async () => {
@@ -185,9 +192,8 @@ describe("Herald TypeScript SDK (live)", () => {
     const first = await user.DELETE("/v1/posts/{id}", { params: { path: { id: post.id } } });
     assert.equal(first.response.status, 200);
     assert.equal(first.data?.id, post.id);
-    const second = await user.DELETE("/v1/posts/{id}", { params: { path: { id: post.id } } });
-    assert.equal(second.response.status, 204);
-    assert.equal(second.data, undefined);
+    const second = await unwrapOptional(user.DELETE("/v1/posts/{id}", { params: { path: { id: post.id } } }));
+    assert.equal(second, null, "204: already gone");
     const gone = await problemOf(unwrap(user.GET("/v1/posts/{id}", { params: { path: { id: post.id } } })));
     assertProblemShape(gone, 404, "POST_NOT_FOUND");
   });
@@ -233,6 +239,40 @@ describe("Herald TypeScript SDK (live)", () => {
 
     const removed = await admin.DELETE("/v1/airports/{code}", { params: { path } });
     assert.equal(removed.response.status, 200);
+  });
+
+  it("refreshes in cookie mode as a browser does: no body, no Content-Type, the HttpOnly cookie", async () => {
+    // Node's fetch keeps no cookies: this fetch plays the browser's cookie jar for the API's path.
+    const jar = new Map<string, string>();
+    const refreshes: Request[] = [];
+    const browserFetch = async (request: Request): Promise<Response> => {
+      if (new URL(request.url).pathname === "/v1/auth/refresh") refreshes.push(request.clone());
+      const headers = new Headers(request.headers);
+      if (jar.size && request.credentials === "include") headers.set("Cookie", [...jar].map(([k, v]) => `${k}=${v}`).join("; "));
+      const response = await fetch(new Request(request, { headers }));
+      for (const cookie of response.headers.getSetCookie()) {
+        const [pair = ""] = cookie.split(";");
+        const [name = "", value = ""] = pair.split("=");
+        if (value) jar.set(name.trim(), value);
+        else jar.delete(name.trim());
+      }
+      return response;
+    };
+    const changes: unknown[] = [];
+    const browser = createClient(baseUrl, { auth: { mode: "cookie", onTokens: (t) => changes.push(t) }, fetch: browserFetch });
+    await unwrap(browser.POST("/v1/auth/login", { body: { email, password } }));
+    assert.ok(jar.has("refreshToken"), "the login set the refresh cookie");
+    assert.equal(browser.session.current?.refreshToken, undefined, "cookie mode keeps no refresh token in JS");
+    const before = browser.session.current?.accessToken;
+    browser.setToken("not-a-valid-token");
+    const me = await unwrap(browser.GET("/v1/users/me"));
+    assert.equal(me.email, email);
+    assert.equal(refreshes.length, 1);
+    const refresh = refreshes[0]!;
+    assert.equal(refresh.headers.get("Content-Type"), null);
+    assert.equal((await refresh.text()).length, 0);
+    assert.notEqual(browser.session.current?.accessToken, before);
+    assert.equal(changes.length, 3, "login, setToken, refresh");
   });
 
   it("logs out (204)", async () => {
