@@ -3,7 +3,7 @@
 //! `cargo test -p herald-client -- --include-ignored`.
 
 use herald_client::{
-    Client, etag, not_modified, ok_or_absent,
+    Client, Conditional, ProblemCode, StatusResults, Tokens, etag,
     patch::{AirportPatchRequest, Field},
     problem,
     types::{self, Problem},
@@ -15,7 +15,7 @@ fn base_url() -> String {
 }
 
 async fn admin_client() -> Client {
-    let client = Client::connect(&base_url());
+    let client = Client::connect(&base_url()).expect("a client");
     let token = match std::env::var("ADMIN_TOKEN") {
         Ok(token) => token,
         Err(_) => {
@@ -54,7 +54,7 @@ fn expect_problem<T: std::fmt::Debug>(
 #[tokio::test]
 #[ignore = "needs a live Herald: scripts/contract runs it"]
 async fn register_login_refresh_and_post_lifecycle_with_etags() {
-    let client = Client::connect(&base_url());
+    let client = Client::connect(&base_url()).expect("a client");
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let username = format!("rs_{}", &suffix[..12]);
     let email = format!("{username}@example.com");
@@ -91,6 +91,12 @@ async fn register_login_refresh_and_post_lifecycle_with_etags() {
         .expect("login")
         .into_inner();
     assert_eq!(session.token_type, "Bearer");
+    let kept: Option<Tokens> = client.session().tokens();
+    assert_eq!(
+        kept.and_then(|t| t.refresh_token),
+        Some(session.refresh_token.clone()),
+        "the client keeps the tokens of a login"
+    );
     let refreshed = client
         .refresh_session()
         .body_map(|b| b.refresh_token(session.refresh_token.clone()))
@@ -152,11 +158,24 @@ async fn register_login_refresh_and_post_lifecycle_with_etags() {
         .id(post.id)
         .if_none_match(current.clone())
         .send()
-        .await;
+        .await
+        .conditional()
+        .expect("conditional GET");
     assert!(
-        cached.as_ref().is_err_and(not_modified),
+        matches!(cached, Conditional::NotModified),
         "304 for a current copy"
     );
+    let changed = client
+        .get_post()
+        .id(post.id)
+        .if_none_match("\"0-0\"")
+        .send()
+        .await
+        .conditional()
+        .expect("conditional GET")
+        .modified()
+        .expect("200 for a stale copy");
+    assert_eq!(changed.id, post.id);
 
     let updated = client
         .update_post()
@@ -175,11 +194,28 @@ async fn register_login_refresh_and_post_lifecycle_with_etags() {
         .body_map(|b| b.title(Some("Lost update".parse().expect("title"))))
         .send()
         .await;
-    expect_problem(stale, 412, "PRECONDITION_FAILED");
+    let refused = expect_problem(stale, 412, "PRECONDITION_FAILED");
+    assert_eq!(
+        refused.code,
+        ProblemCode::PreconditionFailed,
+        "a typed code"
+    );
 
-    let deleted = ok_or_absent(client.delete_post().id(post.id).send().await).expect("delete");
+    let deleted = client
+        .delete_post()
+        .id(post.id)
+        .send()
+        .await
+        .optional()
+        .expect("delete");
     assert_eq!(deleted.expect("the deleted post").id, post.id);
-    let again = ok_or_absent(client.delete_post().id(post.id).send().await).expect("delete again");
+    let again = client
+        .delete_post()
+        .id(post.id)
+        .send()
+        .await
+        .optional()
+        .expect("delete again");
     assert!(again.is_none(), "204 the second time");
     expect_problem(
         client.get_post().id(post.id).send().await,
@@ -200,7 +236,12 @@ async fn airports_upsert_and_explicit_null() {
         .map(|b| (b'A' + b % 26) as char)
         .collect();
     let code = format!("Z{letters}");
-    let _ = ok_or_absent(client.delete_airport().code(code.clone()).send().await);
+    let _ = client
+        .delete_airport()
+        .code(code.clone())
+        .send()
+        .await
+        .optional();
 
     let created = client
         .put_airport()
@@ -259,6 +300,12 @@ async fn airports_upsert_and_explicit_null() {
         .await;
     let problem = expect_problem(missing, 400, "MISSING_FIELD");
     assert_eq!(problem.errors[0].field, "runways");
-    let gone = ok_or_absent(client.delete_airport().code(code).send().await).expect("delete");
+    let gone = client
+        .delete_airport()
+        .code(code)
+        .send()
+        .await
+        .optional()
+        .expect("delete");
     assert!(gone.is_some());
 }
