@@ -3,6 +3,8 @@
 //! `Retry-After`, delays, and HTTPS with a self-signed certificate. What the proxy and Herald saw
 //! is counted, not assumed. `scripts/contract` runs these with `--include-ignored`.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
 mod support;
 
 use std::{

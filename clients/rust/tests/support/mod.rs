@@ -4,7 +4,7 @@
 //! never sees the answer), answers 503 with `Retry-After` itself, or delays. It logs every
 //! request it receives, for the tests to count.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // test code: a panic is a failed test
 
 use std::{
     net::SocketAddr,
