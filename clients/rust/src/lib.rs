@@ -41,3 +41,8 @@ pub use runtime::{
     problem,
 };
 pub use v1::*;
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

@@ -67,7 +67,8 @@ fn main() -> Result<()> {
 
 fn write(path: &PathBuf, header: &str, tokens: TokenStream) -> Result<()> {
     let file: syn::File = syn::parse2(tokens)?;
-    fs::write(path, format!("{header}{}", prettyplease::unparse(&file)))?;
+    let text = line_docs(&prettyplease::unparse(&file));
+    fs::write(path, format!("{header}{text}"))?;
     let rustfmt = std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".into());
     let status = Command::new(rustfmt)
         .args(["--edition", "2024"])
@@ -77,6 +78,49 @@ fn write(path: &PathBuf, header: &str, tokens: TokenStream) -> Result<()> {
         return Err(format!("rustfmt failed on {}", path.display()).into());
     }
     Ok(())
+}
+
+/// prettyplease writes multi-line docs as `/** ... */` blocks, whose lines rustfmt then
+/// indents, which markdown reads as code blocks (and rustdoc as doc tests): write `///` lines.
+fn line_docs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut block: Option<String> = None; // the indentation of the open `/**`
+    for line in text.lines() {
+        let (indent, content) = match &block {
+            Some(indent) => (
+                indent.clone(),
+                line.strip_prefix(indent.as_str()).unwrap_or(line),
+            ),
+            None => match line.trim_start().strip_prefix("/**") {
+                Some(rest) => {
+                    let indent = line[..line.len() - line.trim_start().len()].to_string();
+                    block = Some(indent.clone());
+                    (indent, rest)
+                }
+                None => {
+                    out.push_str(line);
+                    out.push('\n');
+                    continue;
+                }
+            },
+        };
+        let (content, closed) = match content.strip_suffix("*/") {
+            Some(content) => (content, true),
+            None => (content, false),
+        };
+        let content = content.trim_end();
+        out.push_str(&indent);
+        out.push_str("///");
+        if !content.is_empty() {
+            out.push(' ');
+            out.push_str(content);
+        }
+        out.push('\n');
+        if closed {
+            block = None;
+        }
+    }
+    out
 }
 
 fn client(document: &Value, version: &str) -> Result<TokenStream> {

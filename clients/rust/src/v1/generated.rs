@@ -3472,13 +3472,13 @@ pub mod types {
     }
 }
 #[derive(Clone, Debug)]
-/**Client for Herald API
-
-Herald: posts, users and airports over a typed REST API.
-
-Every error is `application/problem+json` with a stable `code` (also in `X-Error-Code`) and the `requestId` (also in `X-Request-Id`, which every response carries). Lists are cursor-paginated (`limit`, `cursor`, `nextLink`). Single resources carry strong `ETag`s: send `If-None-Match` to get 304, `If-Match` to make a write conditional (412 otherwise). PATCH takes `application/merge-patch+json`. Responses under `/v1` carry `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, `RateLimit-Policy` and `RateLimit`; 429 and 503 carry `Retry-After`.
-
-Version: 1.0.0*/
+/// Client for Herald API
+///
+/// Herald: posts, users and airports over a typed REST API.
+///
+/// Every error is `application/problem+json` with a stable `code` (also in `X-Error-Code`) and the `requestId` (also in `X-Request-Id`, which every response carries). Lists are cursor-paginated (`limit`, `cursor`, `nextLink`). Single resources carry strong `ETag`s: send `If-None-Match` to get 304, `If-Match` to make a write conditional (412 otherwise). PATCH takes `application/merge-patch+json`. Responses under `/v1` carry `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, `RateLimit-Policy` and `RateLimit`; 429 and 503 carry `Retry-After`.
+///
+/// Version: 1.0.0
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -3536,353 +3536,353 @@ impl ClientInfo<crate::runtime::Runtime> for Client {
 }
 impl ClientHooks<crate::runtime::Runtime> for &Client {}
 impl Client {
-    /**Dependency health
-
-    Sends a `GET` request to `/health`
-
-    ```ignore
-    let response = client.get_health()
-        .send()
-        .await;
-    ```*/
+    /// Dependency health
+    ///
+    /// Sends a `GET` request to `/health`
+    ///
+    /// ```ignore
+    /// let response = client.get_health()
+    /// .send()
+    /// .await;
+    /// ```
     pub fn get_health(&self) -> builder::GetHealth<'_> {
         builder::GetHealth::new(self)
     }
-    /**Liveness
-
-    Sends a `GET` request to `/health/live`
-
-    ```ignore
-    let response = client.get_liveness()
-        .send()
-        .await;
-    ```*/
+    /// Liveness
+    ///
+    /// Sends a `GET` request to `/health/live`
+    ///
+    /// ```ignore
+    /// let response = client.get_liveness()
+    /// .send()
+    /// .await;
+    /// ```
     pub fn get_liveness(&self) -> builder::GetLiveness<'_> {
         builder::GetLiveness::new(self)
     }
-    /**Readiness
-
-    503 while starting, while draining for shutdown, and while the database is unreachable.
-
-    Sends a `GET` request to `/health/ready`
-
-    ```ignore
-    let response = client.get_readiness()
-        .send()
-        .await;
-    ```*/
+    /// Readiness
+    ///
+    /// 503 while starting, while draining for shutdown, and while the database is unreachable.
+    ///
+    /// Sends a `GET` request to `/health/ready`
+    ///
+    /// ```ignore
+    /// let response = client.get_readiness()
+    /// .send()
+    /// .await;
+    /// ```
     pub fn get_readiness(&self) -> builder::GetReadiness<'_> {
         builder::GetReadiness::new(self)
     }
-    /**List airports
-
-    Ordered by code, cursor-paginated.
-
-    Sends a `GET` request to `/v1/airports`
-
-    Arguments:
-    - `cursor`: Opaque cursor from a previous page's `nextLink`.
-    - `limit`: Page size (1–100).
-    ```ignore
-    let response = client.list_airports()
-        .cursor(cursor)
-        .limit(limit)
-        .send()
-        .await;
-    ```*/
+    /// List airports
+    ///
+    /// Ordered by code, cursor-paginated.
+    ///
+    /// Sends a `GET` request to `/v1/airports`
+    ///
+    /// Arguments:
+    /// - `cursor`: Opaque cursor from a previous page's `nextLink`.
+    /// - `limit`: Page size (1–100).
+    /// ```ignore
+    /// let response = client.list_airports()
+    /// .cursor(cursor)
+    /// .limit(limit)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn list_airports(&self) -> builder::ListAirports<'_> {
         builder::ListAirports::new(self)
     }
-    /**Get an airport
-
-    Sends a `GET` request to `/v1/airports/{code}`
-
-    ```ignore
-    let response = client.get_airport()
-        .code(code)
-        .if_none_match(if_none_match)
-        .send()
-        .await;
-    ```*/
+    /// Get an airport
+    ///
+    /// Sends a `GET` request to `/v1/airports/{code}`
+    ///
+    /// ```ignore
+    /// let response = client.get_airport()
+    /// .code(code)
+    /// .if_none_match(if_none_match)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn get_airport(&self) -> builder::GetAirport<'_> {
         builder::GetAirport::new(self)
     }
-    /**Create or replace an airport
-
-    ADMIN only. 201 when created, 200 when replaced (omitted optional fields become null).
-    `If-None-Match: *` makes it create-only; `If-Match` makes it replace-only-that-version.
-
-    Sends a `PUT` request to `/v1/airports/{code}`
-
-    ```ignore
-    let response = client.put_airport()
-        .code(code)
-        .if_match(if_match)
-        .if_none_match(if_none_match)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Create or replace an airport
+    ///
+    /// ADMIN only. 201 when created, 200 when replaced (omitted optional fields become null).
+    /// `If-None-Match: *` makes it create-only; `If-Match` makes it replace-only-that-version.
+    ///
+    /// Sends a `PUT` request to `/v1/airports/{code}`
+    ///
+    /// ```ignore
+    /// let response = client.put_airport()
+    /// .code(code)
+    /// .if_match(if_match)
+    /// .if_none_match(if_none_match)
+    /// .body(body)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn put_airport(&self) -> builder::PutAirport<'_> {
         builder::PutAirport::new(self)
     }
-    /**Delete an airport
-
-    ADMIN only. Answers the deleted airport, or 204 when there is none.
-
-    Sends a `DELETE` request to `/v1/airports/{code}`
-
-    ```ignore
-    let response = client.delete_airport()
-        .code(code)
-        .if_match(if_match)
-        .send()
-        .await;
-    ```*/
+    /// Delete an airport
+    ///
+    /// ADMIN only. Answers the deleted airport, or 204 when there is none.
+    ///
+    /// Sends a `DELETE` request to `/v1/airports/{code}`
+    ///
+    /// ```ignore
+    /// let response = client.delete_airport()
+    /// .code(code)
+    /// .if_match(if_match)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn delete_airport(&self) -> builder::DeleteAirport<'_> {
         builder::DeleteAirport::new(self)
     }
-    /**Update or create an airport
-
-    ADMIN only. JSON merge-patch upsert: 201 when it creates (then `runways` is required),
-    200 when it modifies. `takeoffsPerHour: null` removes the value.
-
-    Sends a `PATCH` request to `/v1/airports/{code}`
-
-    ```ignore
-    let response = client.patch_airport()
-        .code(code)
-        .if_match(if_match)
-        .if_none_match(if_none_match)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Update or create an airport
+    ///
+    /// ADMIN only. JSON merge-patch upsert: 201 when it creates (then `runways` is required),
+    /// 200 when it modifies. `takeoffsPerHour: null` removes the value.
+    ///
+    /// Sends a `PATCH` request to `/v1/airports/{code}`
+    ///
+    /// ```ignore
+    /// let response = client.patch_airport()
+    /// .code(code)
+    /// .if_match(if_match)
+    /// .if_none_match(if_none_match)
+    /// .body(body)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn patch_airport(&self) -> builder::PatchAirport<'_> {
         builder::PatchAirport::new(self)
     }
-    /**Log in
-
-    Exchanges email and password for an access token and a refresh token. Failed attempts are
-    limited per client IP and email (`RATE_LIMIT_LOGIN`).
-
-    Sends a `POST` request to `/v1/auth/login`
-
-    ```ignore
-    let response = client.login_user()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Log in
+    ///
+    /// Exchanges email and password for an access token and a refresh token. Failed attempts are
+    /// limited per client IP and email (`RATE_LIMIT_LOGIN`).
+    ///
+    /// Sends a `POST` request to `/v1/auth/login`
+    ///
+    /// ```ignore
+    /// let response = client.login_user()
+    /// .body(body)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn login_user(&self) -> builder::LoginUser<'_> {
         builder::LoginUser::new(self)
     }
-    /**Log out
-
-    Revokes the session of the presented refresh token (cookie or body), or every session of
-    the caller when none is presented, and clears the cookie.
-
-    Sends a `POST` request to `/v1/auth/logout`
-
-    ```ignore
-    let response = client.logout_user()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Log out
+    ///
+    /// Revokes the session of the presented refresh token (cookie or body), or every session of
+    /// the caller when none is presented, and clears the cookie.
+    ///
+    /// Sends a `POST` request to `/v1/auth/logout`
+    ///
+    /// ```ignore
+    /// let response = client.logout_user()
+    /// .body(body)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn logout_user(&self) -> builder::LogoutUser<'_> {
         builder::LogoutUser::new(self)
     }
-    /**Refresh a session
-
-    Rotates the refresh token (from the `refreshToken` cookie, or the body) and issues a new
-    access token. Presenting a token that was already rotated away revokes every session of
-    the account (`REFRESH_TOKEN_REUSED`).
-
-    Sends a `POST` request to `/v1/auth/refresh`
-
-    ```ignore
-    let response = client.refresh_session()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Refresh a session
+    ///
+    /// Rotates the refresh token (from the `refreshToken` cookie, or the body) and issues a new
+    /// access token. Presenting a token that was already rotated away revokes every session of
+    /// the account (`REFRESH_TOKEN_REUSED`).
+    ///
+    /// Sends a `POST` request to `/v1/auth/refresh`
+    ///
+    /// ```ignore
+    /// let response = client.refresh_session()
+    /// .body(body)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn refresh_session(&self) -> builder::RefreshSession<'_> {
         builder::RefreshSession::new(self)
     }
-    /**Register an account
-
-    Creates a `USER` account. Email and username are unique, case-insensitively.
-
-    Sends a `POST` request to `/v1/auth/register`
-
-    ```ignore
-    let response = client.register_user()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Register an account
+    ///
+    /// Creates a `USER` account. Email and username are unique, case-insensitively.
+    ///
+    /// Sends a `POST` request to `/v1/auth/register`
+    ///
+    /// ```ignore
+    /// let response = client.register_user()
+    /// .body(body)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn register_user(&self) -> builder::RegisterUser<'_> {
         builder::RegisterUser::new(self)
     }
-    /**List posts
-
-    Newest first, cursor-paginated. `status=draft|all` adds the drafts the caller may see
-    (their own; every draft for MODERATOR and ADMIN).
-
-    Sends a `GET` request to `/v1/posts`
-
-    Arguments:
-    - `author_id`: Only posts by this author.
-    - `cursor`: Opaque cursor from a previous page's `nextLink`.
-    - `limit`: Page size (1–100).
-    - `status`: `published` (default), `draft` or `all`.
-    ```ignore
-    let response = client.list_posts()
-        .author_id(author_id)
-        .cursor(cursor)
-        .limit(limit)
-        .status(status)
-        .send()
-        .await;
-    ```*/
+    /// List posts
+    ///
+    /// Newest first, cursor-paginated. `status=draft|all` adds the drafts the caller may see
+    /// (their own; every draft for MODERATOR and ADMIN).
+    ///
+    /// Sends a `GET` request to `/v1/posts`
+    ///
+    /// Arguments:
+    /// - `author_id`: Only posts by this author.
+    /// - `cursor`: Opaque cursor from a previous page's `nextLink`.
+    /// - `limit`: Page size (1–100).
+    /// - `status`: `published` (default), `draft` or `all`.
+    /// ```ignore
+    /// let response = client.list_posts()
+    /// .author_id(author_id)
+    /// .cursor(cursor)
+    /// .limit(limit)
+    /// .status(status)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn list_posts(&self) -> builder::ListPosts<'_> {
         builder::ListPosts::new(self)
     }
-    /**Create a post
-
-    With an `Idempotency-Key`, a retry gets the first response again (`Idempotent-Replayed:
-    true`) instead of creating a second post.
-
-    Sends a `POST` request to `/v1/posts`
-
-    Arguments:
-    - `idempotency_key`: Makes retries safe: 1–255 visible ASCII characters, remembered for 24 hours per user.
-    - `body`
-    ```ignore
-    let response = client.create_post()
-        .idempotency_key(idempotency_key)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Create a post
+    ///
+    /// With an `Idempotency-Key`, a retry gets the first response again (`Idempotent-Replayed:
+    /// true`) instead of creating a second post.
+    ///
+    /// Sends a `POST` request to `/v1/posts`
+    ///
+    /// Arguments:
+    /// - `idempotency_key`: Makes retries safe: 1–255 visible ASCII characters, remembered for 24 hours per user.
+    /// - `body`
+    /// ```ignore
+    /// let response = client.create_post()
+    /// .idempotency_key(idempotency_key)
+    /// .body(body)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn create_post(&self) -> builder::CreatePost<'_> {
         builder::CreatePost::new(self)
     }
-    /**Get a post
-
-    A draft exists only for its author, MODERATORs and ADMINs.
-
-    Sends a `GET` request to `/v1/posts/{id}`
-
-    ```ignore
-    let response = client.get_post()
-        .id(id)
-        .if_none_match(if_none_match)
-        .send()
-        .await;
-    ```*/
+    /// Get a post
+    ///
+    /// A draft exists only for its author, MODERATORs and ADMINs.
+    ///
+    /// Sends a `GET` request to `/v1/posts/{id}`
+    ///
+    /// ```ignore
+    /// let response = client.get_post()
+    /// .id(id)
+    /// .if_none_match(if_none_match)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn get_post(&self) -> builder::GetPost<'_> {
         builder::GetPost::new(self)
     }
-    /**Delete a post
-
-    By the author, a MODERATOR or an ADMIN. Answers the deleted post, or 204 when there is
-    none, so a retried DELETE never sees 404.
-
-    Sends a `DELETE` request to `/v1/posts/{id}`
-
-    ```ignore
-    let response = client.delete_post()
-        .id(id)
-        .if_match(if_match)
-        .send()
-        .await;
-    ```*/
+    /// Delete a post
+    ///
+    /// By the author, a MODERATOR or an ADMIN. Answers the deleted post, or 204 when there is
+    /// none, so a retried DELETE never sees 404.
+    ///
+    /// Sends a `DELETE` request to `/v1/posts/{id}`
+    ///
+    /// ```ignore
+    /// let response = client.delete_post()
+    /// .id(id)
+    /// .if_match(if_match)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn delete_post(&self) -> builder::DeletePost<'_> {
         builder::DeletePost::new(self)
     }
-    /**Update a post
-
-    JSON merge-patch by the author, a MODERATOR or an ADMIN. With `If-Match`, the update
-    applies only to that version (412 otherwise).
-
-    Sends a `PATCH` request to `/v1/posts/{id}`
-
-    ```ignore
-    let response = client.update_post()
-        .id(id)
-        .if_match(if_match)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Update a post
+    ///
+    /// JSON merge-patch by the author, a MODERATOR or an ADMIN. With `If-Match`, the update
+    /// applies only to that version (412 otherwise).
+    ///
+    /// Sends a `PATCH` request to `/v1/posts/{id}`
+    ///
+    /// ```ignore
+    /// let response = client.update_post()
+    /// .id(id)
+    /// .if_match(if_match)
+    /// .body(body)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn update_post(&self) -> builder::UpdatePost<'_> {
         builder::UpdatePost::new(self)
     }
-    /**List users
-
-    ADMIN only. Newest first, cursor-paginated.
-
-    Sends a `GET` request to `/v1/users`
-
-    Arguments:
-    - `cursor`: Opaque cursor from a previous page's `nextLink`.
-    - `limit`: Page size (1–100).
-    ```ignore
-    let response = client.list_users()
-        .cursor(cursor)
-        .limit(limit)
-        .send()
-        .await;
-    ```*/
+    /// List users
+    ///
+    /// ADMIN only. Newest first, cursor-paginated.
+    ///
+    /// Sends a `GET` request to `/v1/users`
+    ///
+    /// Arguments:
+    /// - `cursor`: Opaque cursor from a previous page's `nextLink`.
+    /// - `limit`: Page size (1–100).
+    /// ```ignore
+    /// let response = client.list_users()
+    /// .cursor(cursor)
+    /// .limit(limit)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn list_users(&self) -> builder::ListUsers<'_> {
         builder::ListUsers::new(self)
     }
-    /**The caller's account
-
-    Sends a `GET` request to `/v1/users/me`
-
-    ```ignore
-    let response = client.get_current_user()
-        .if_none_match(if_none_match)
-        .send()
-        .await;
-    ```*/
+    /// The caller's account
+    ///
+    /// Sends a `GET` request to `/v1/users/me`
+    ///
+    /// ```ignore
+    /// let response = client.get_current_user()
+    /// .if_none_match(if_none_match)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn get_current_user(&self) -> builder::GetCurrentUser<'_> {
         builder::GetCurrentUser::new(self)
     }
-    /**Get a user
-
-    ADMIN, or the user themself.
-
-    Sends a `GET` request to `/v1/users/{id}`
-
-    ```ignore
-    let response = client.get_user()
-        .id(id)
-        .if_none_match(if_none_match)
-        .send()
-        .await;
-    ```*/
+    /// Get a user
+    ///
+    /// ADMIN, or the user themself.
+    ///
+    /// Sends a `GET` request to `/v1/users/{id}`
+    ///
+    /// ```ignore
+    /// let response = client.get_user()
+    /// .id(id)
+    /// .if_none_match(if_none_match)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn get_user(&self) -> builder::GetUser<'_> {
         builder::GetUser::new(self)
     }
-    /**Update a user
-
-    JSON merge-patch. Names: the user or an ADMIN. `role` and `isActive`: ADMIN only; an
-    ADMIN cannot demote or deactivate themself (409).
-
-    Sends a `PATCH` request to `/v1/users/{id}`
-
-    ```ignore
-    let response = client.update_user()
-        .id(id)
-        .if_match(if_match)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Update a user
+    ///
+    /// JSON merge-patch. Names: the user or an ADMIN. `role` and `isActive`: ADMIN only; an
+    /// ADMIN cannot demote or deactivate themself (409).
+    ///
+    /// Sends a `PATCH` request to `/v1/users/{id}`
+    ///
+    /// ```ignore
+    /// let response = client.update_user()
+    /// .id(id)
+    /// .if_match(if_match)
+    /// .body(body)
+    /// .send()
+    /// .await;
+    /// ```
     pub fn update_user(&self) -> builder::UpdateUser<'_> {
         builder::UpdateUser::new(self)
     }
@@ -3896,9 +3896,9 @@ pub mod builder {
         ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue, encode_path,
     };
-    /**Builder for [`Client::get_health`]
-
-    [`Client::get_health`]: super::Client::get_health*/
+    /// Builder for [`Client::get_health`]
+    ///
+    /// [`Client::get_health`]: super::Client::get_health
     #[derive(Debug, Clone)]
     pub struct GetHealth<'a> {
         client: &'a super::Client,
@@ -3945,9 +3945,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_liveness`]
-
-    [`Client::get_liveness`]: super::Client::get_liveness*/
+    /// Builder for [`Client::get_liveness`]
+    ///
+    /// [`Client::get_liveness`]: super::Client::get_liveness
     #[derive(Debug, Clone)]
     pub struct GetLiveness<'a> {
         client: &'a super::Client,
@@ -3994,9 +3994,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_readiness`]
-
-    [`Client::get_readiness`]: super::Client::get_readiness*/
+    /// Builder for [`Client::get_readiness`]
+    ///
+    /// [`Client::get_readiness`]: super::Client::get_readiness
     #[derive(Debug, Clone)]
     pub struct GetReadiness<'a> {
         client: &'a super::Client,
@@ -4043,9 +4043,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::list_airports`]
-
-    [`Client::list_airports`]: super::Client::list_airports*/
+    /// Builder for [`Client::list_airports`]
+    ///
+    /// [`Client::list_airports`]: super::Client::list_airports
     #[derive(Debug, Clone)]
     pub struct ListAirports<'a> {
         client: &'a super::Client,
@@ -4136,9 +4136,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_airport`]
-
-    [`Client::get_airport`]: super::Client::get_airport*/
+    /// Builder for [`Client::get_airport`]
+    ///
+    /// [`Client::get_airport`]: super::Client::get_airport
     #[derive(Debug, Clone)]
     pub struct GetAirport<'a> {
         client: &'a super::Client,
@@ -4234,9 +4234,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::put_airport`]
-
-    [`Client::put_airport`]: super::Client::put_airport*/
+    /// Builder for [`Client::put_airport`]
+    ///
+    /// [`Client::put_airport`]: super::Client::put_airport
     #[derive(Debug, Clone)]
     pub struct PutAirport<'a> {
         client: &'a super::Client,
@@ -4391,9 +4391,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::delete_airport`]
-
-    [`Client::delete_airport`]: super::Client::delete_airport*/
+    /// Builder for [`Client::delete_airport`]
+    ///
+    /// [`Client::delete_airport`]: super::Client::delete_airport
     #[derive(Debug, Clone)]
     pub struct DeleteAirport<'a> {
         client: &'a super::Client,
@@ -4498,9 +4498,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::patch_airport`]
-
-    [`Client::patch_airport`]: super::Client::patch_airport*/
+    /// Builder for [`Client::patch_airport`]
+    ///
+    /// [`Client::patch_airport`]: super::Client::patch_airport
     #[derive(Debug, Clone)]
     pub struct PatchAirport<'a> {
         client: &'a super::Client,
@@ -4643,9 +4643,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::login_user`]
-
-    [`Client::login_user`]: super::Client::login_user*/
+    /// Builder for [`Client::login_user`]
+    ///
+    /// [`Client::login_user`]: super::Client::login_user
     #[derive(Debug, Clone)]
     pub struct LoginUser<'a> {
         client: &'a super::Client,
@@ -4741,9 +4741,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::logout_user`]
-
-    [`Client::logout_user`]: super::Client::logout_user*/
+    /// Builder for [`Client::logout_user`]
+    ///
+    /// [`Client::logout_user`]: super::Client::logout_user
     #[derive(Debug, Clone)]
     pub struct LogoutUser<'a> {
         client: &'a super::Client,
@@ -4834,9 +4834,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::refresh_session`]
-
-    [`Client::refresh_session`]: super::Client::refresh_session*/
+    /// Builder for [`Client::refresh_session`]
+    ///
+    /// [`Client::refresh_session`]: super::Client::refresh_session
     #[derive(Debug, Clone)]
     pub struct RefreshSession<'a> {
         client: &'a super::Client,
@@ -4929,9 +4929,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::register_user`]
-
-    [`Client::register_user`]: super::Client::register_user*/
+    /// Builder for [`Client::register_user`]
+    ///
+    /// [`Client::register_user`]: super::Client::register_user
     #[derive(Debug, Clone)]
     pub struct RegisterUser<'a> {
         client: &'a super::Client,
@@ -5022,9 +5022,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::list_posts`]
-
-    [`Client::list_posts`]: super::Client::list_posts*/
+    /// Builder for [`Client::list_posts`]
+    ///
+    /// [`Client::list_posts`]: super::Client::list_posts
     #[derive(Debug, Clone)]
     pub struct ListPosts<'a> {
         client: &'a super::Client,
@@ -5146,9 +5146,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::create_post`]
-
-    [`Client::create_post`]: super::Client::create_post*/
+    /// Builder for [`Client::create_post`]
+    ///
+    /// [`Client::create_post`]: super::Client::create_post
     #[derive(Debug, Clone)]
     pub struct CreatePost<'a> {
         client: &'a super::Client,
@@ -5266,9 +5266,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_post`]
-
-    [`Client::get_post`]: super::Client::get_post*/
+    /// Builder for [`Client::get_post`]
+    ///
+    /// [`Client::get_post`]: super::Client::get_post
     #[derive(Debug, Clone)]
     pub struct GetPost<'a> {
         client: &'a super::Client,
@@ -5367,9 +5367,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::delete_post`]
-
-    [`Client::delete_post`]: super::Client::delete_post*/
+    /// Builder for [`Client::delete_post`]
+    ///
+    /// [`Client::delete_post`]: super::Client::delete_post
     #[derive(Debug, Clone)]
     pub struct DeletePost<'a> {
         client: &'a super::Client,
@@ -5474,9 +5474,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::update_post`]
-
-    [`Client::update_post`]: super::Client::update_post*/
+    /// Builder for [`Client::update_post`]
+    ///
+    /// [`Client::update_post`]: super::Client::update_post
     #[derive(Debug, Clone)]
     pub struct UpdatePost<'a> {
         client: &'a super::Client,
@@ -5617,9 +5617,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::list_users`]
-
-    [`Client::list_users`]: super::Client::list_users*/
+    /// Builder for [`Client::list_users`]
+    ///
+    /// [`Client::list_users`]: super::Client::list_users
     #[derive(Debug, Clone)]
     pub struct ListUsers<'a> {
         client: &'a super::Client,
@@ -5714,9 +5714,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_current_user`]
-
-    [`Client::get_current_user`]: super::Client::get_current_user*/
+    /// Builder for [`Client::get_current_user`]
+    ///
+    /// [`Client::get_current_user`]: super::Client::get_current_user
     #[derive(Debug, Clone)]
     pub struct GetCurrentUser<'a> {
         client: &'a super::Client,
@@ -5792,9 +5792,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_user`]
-
-    [`Client::get_user`]: super::Client::get_user*/
+    /// Builder for [`Client::get_user`]
+    ///
+    /// [`Client::get_user`]: super::Client::get_user
     #[derive(Debug, Clone)]
     pub struct GetUser<'a> {
         client: &'a super::Client,
@@ -5896,9 +5896,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::update_user`]
-
-    [`Client::update_user`]: super::Client::update_user*/
+    /// Builder for [`Client::update_user`]
+    ///
+    /// [`Client::update_user`]: super::Client::update_user
     #[derive(Debug, Clone)]
     pub struct UpdateUser<'a> {
         client: &'a super::Client,

@@ -13,133 +13,133 @@ pub const REFRESH_PATH: &str = "/v1/auth/refresh";
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ProblemCode {
-    /**`ACCOUNT_DISABLED`: Right password, but the account is deactivated.
-
-    Declared by `login_user` (403).*/
+    /// `ACCOUNT_DISABLED`: Right password, but the account is deactivated.
+    ///
+    /// Declared by `login_user` (403).
     AccountDisabled,
-    /**`AIRPORT_NOT_FOUND`: No airport with this code.
-
-    Declared by `get_airport` (404).*/
+    /// `AIRPORT_NOT_FOUND`: No airport with this code.
+    ///
+    /// Declared by `get_airport` (404).
     AirportNotFound,
-    /**`BAD_REQUEST`: A malformed request the more specific codes do not cover.
-
-    Raised for requests that match no operation, or malformed ones.*/
+    /// `BAD_REQUEST`: A malformed request the more specific codes do not cover.
+    ///
+    /// Raised for requests that match no operation, or malformed ones.
     BadRequest,
-    /**`CONFLICT`: The change conflicts with the current state.
-
-    Declared by `delete_airport` (409), `patch_airport` (409), `put_airport` (409), `delete_post` (409), `update_post` (409), `update_user` (409).*/
+    /// `CONFLICT`: The change conflicts with the current state.
+    ///
+    /// Declared by `delete_airport` (409), `patch_airport` (409), `put_airport` (409), `delete_post` (409), `update_post` (409), `update_user` (409).
     Conflict,
-    /**`EMAIL_TAKEN`: An account with this email already exists.
-
-    Declared by `register_user` (409).*/
+    /// `EMAIL_TAKEN`: An account with this email already exists.
+    ///
+    /// Declared by `register_user` (409).
     EmailTaken,
-    /**`FORBIDDEN`: Authenticated, but not allowed to do this.
-
-    Declared by `delete_airport` (403), `patch_airport` (403), `put_airport` (403), `delete_post` (403), `update_post` (403), `list_users` (403), `get_user` (403), `update_user` (403).*/
+    /// `FORBIDDEN`: Authenticated, but not allowed to do this.
+    ///
+    /// Declared by `delete_airport` (403), `patch_airport` (403), `put_airport` (403), `delete_post` (403), `update_post` (403), `list_users` (403), `get_user` (403), `update_user` (403).
     Forbidden,
-    /**`IDEMPOTENCY_KEY_IN_PROGRESS`: A request with this Idempotency-Key is still running; retry after `Retry-After`.
-
-    Declared by `create_post` (409).*/
+    /// `IDEMPOTENCY_KEY_IN_PROGRESS`: A request with this Idempotency-Key is still running; retry after `Retry-After`.
+    ///
+    /// Declared by `create_post` (409).
     IdempotencyKeyInProgress,
-    /**`IDEMPOTENCY_KEY_REUSED`: This Idempotency-Key was used with a different request body.
-
-    Declared by `create_post` (422).*/
+    /// `IDEMPOTENCY_KEY_REUSED`: This Idempotency-Key was used with a different request body.
+    ///
+    /// Declared by `create_post` (422).
     IdempotencyKeyReused,
-    /**`INTERNAL_ERROR`: An unexpected error; quote the `requestId` when reporting it.
-
-    Declared by `get_health` (500), `get_liveness` (500), `get_readiness` (500), `list_airports` (500), `delete_airport` (500), `get_airport` (500), `patch_airport` (500), `put_airport` (500), `login_user` (500), `logout_user` (500), `refresh_session` (500), `register_user` (500), `list_posts` (500), `create_post` (500), `delete_post` (500), `get_post` (500), `update_post` (500), `list_users` (500), `get_current_user` (500), `get_user` (500), `update_user` (500).*/
+    /// `INTERNAL_ERROR`: An unexpected error; quote the `requestId` when reporting it.
+    ///
+    /// Declared by `get_health` (500), `get_liveness` (500), `get_readiness` (500), `list_airports` (500), `delete_airport` (500), `get_airport` (500), `patch_airport` (500), `put_airport` (500), `login_user` (500), `logout_user` (500), `refresh_session` (500), `register_user` (500), `list_posts` (500), `create_post` (500), `delete_post` (500), `get_post` (500), `update_post` (500), `list_users` (500), `get_current_user` (500), `get_user` (500), `update_user` (500).
     InternalError,
-    /**`INVALID_CREDENTIALS`: The email or password is wrong.
-
-    Declared by `login_user` (401).*/
+    /// `INVALID_CREDENTIALS`: The email or password is wrong.
+    ///
+    /// Declared by `login_user` (401).
     InvalidCredentials,
-    /**`INVALID_CURSOR`: The cursor is malformed or was issued for another list.
-
-    Declared by `list_airports` (400), `list_posts` (400), `list_users` (400).*/
+    /// `INVALID_CURSOR`: The cursor is malformed or was issued for another list.
+    ///
+    /// Declared by `list_airports` (400), `list_posts` (400), `list_users` (400).
     InvalidCursor,
-    /**`INVALID_JSON`: The body is not valid JSON, or not the expected JSON shape.
-
-    Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_post` (400), `update_post` (400), `update_user` (400).*/
+    /// `INVALID_JSON`: The body is not valid JSON, or not the expected JSON shape.
+    ///
+    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_post` (400), `update_post` (400), `update_user` (400).
     InvalidJson,
-    /**`INVALID_PARAMETER`: A path, query or header parameter is invalid.
-
-    Declared by `list_airports` (400), `delete_airport` (400), `get_airport` (400), `patch_airport` (400), `put_airport` (400), `list_posts` (400), `create_post` (400), `delete_post` (400), `get_post` (400), `update_post` (400), `list_users` (400), `get_user` (400), `update_user` (400).*/
+    /// `INVALID_PARAMETER`: A path, query or header parameter is invalid.
+    ///
+    /// Declared by `list_airports` (400), `delete_airport` (400), `get_airport` (400), `patch_airport` (400), `put_airport` (400), `list_posts` (400), `create_post` (400), `delete_post` (400), `get_post` (400), `update_post` (400), `list_users` (400), `get_user` (400), `update_user` (400).
     InvalidParameter,
-    /**`INVALID_REFRESH_TOKEN`: The refresh token is unknown, expired or revoked.
-
-    Declared by `refresh_session` (401).*/
+    /// `INVALID_REFRESH_TOKEN`: The refresh token is unknown, expired or revoked.
+    ///
+    /// Declared by `refresh_session` (401).
     InvalidRefreshToken,
-    /**`METHOD_NOT_ALLOWED`: The path exists, but not with this method (`Allow` lists them).
-
-    Raised for requests that match no operation, or malformed ones.*/
+    /// `METHOD_NOT_ALLOWED`: The path exists, but not with this method (`Allow` lists them).
+    ///
+    /// Raised for requests that match no operation, or malformed ones.
     MethodNotAllowed,
-    /**`MISSING_FIELD`: A required body field is absent.
-
-    Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_post` (400), `update_post` (400), `update_user` (400).*/
+    /// `MISSING_FIELD`: A required body field is absent.
+    ///
+    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_post` (400), `update_post` (400), `update_user` (400).
     MissingField,
-    /**`NOT_ACCEPTABLE`: The `Accept` header excludes JSON.
-
-    Declared by `get_health` (406), `get_liveness` (406), `get_readiness` (406), `list_airports` (406), `delete_airport` (406), `get_airport` (406), `patch_airport` (406), `put_airport` (406), `login_user` (406), `logout_user` (406), `refresh_session` (406), `register_user` (406), `list_posts` (406), `create_post` (406), `delete_post` (406), `get_post` (406), `update_post` (406), `list_users` (406), `get_current_user` (406), `get_user` (406), `update_user` (406).*/
+    /// `NOT_ACCEPTABLE`: The `Accept` header excludes JSON.
+    ///
+    /// Declared by `get_health` (406), `get_liveness` (406), `get_readiness` (406), `list_airports` (406), `delete_airport` (406), `get_airport` (406), `patch_airport` (406), `put_airport` (406), `login_user` (406), `logout_user` (406), `refresh_session` (406), `register_user` (406), `list_posts` (406), `create_post` (406), `delete_post` (406), `get_post` (406), `update_post` (406), `list_users` (406), `get_current_user` (406), `get_user` (406), `update_user` (406).
     NotAcceptable,
-    /**`NOT_FOUND`: No such route.
-
-    Raised for requests that match no operation, or malformed ones.*/
+    /// `NOT_FOUND`: No such route.
+    ///
+    /// Raised for requests that match no operation, or malformed ones.
     NotFound,
-    /**`PAYLOAD_TOO_LARGE`: The body is larger than the configured limit.
-
-    Declared by `patch_airport` (413), `put_airport` (413), `login_user` (413), `logout_user` (413), `refresh_session` (413), `register_user` (413), `create_post` (413), `update_post` (413), `update_user` (413).*/
+    /// `PAYLOAD_TOO_LARGE`: The body is larger than the configured limit.
+    ///
+    /// Declared by `patch_airport` (413), `put_airport` (413), `login_user` (413), `logout_user` (413), `refresh_session` (413), `register_user` (413), `create_post` (413), `update_post` (413), `update_user` (413).
     PayloadTooLarge,
-    /**`POST_NOT_FOUND`: No such post, or a draft the caller may not see.
-
-    Declared by `get_post` (404), `update_post` (404).*/
+    /// `POST_NOT_FOUND`: No such post, or a draft the caller may not see.
+    ///
+    /// Declared by `get_post` (404), `update_post` (404).
     PostNotFound,
-    /**`PRECONDITION_FAILED`: `If-Match` / `If-None-Match` did not hold.
-
-    Declared by `delete_airport` (412), `patch_airport` (412), `put_airport` (412), `delete_post` (412), `update_post` (412), `update_user` (412).*/
+    /// `PRECONDITION_FAILED`: `If-Match` / `If-None-Match` did not hold.
+    ///
+    /// Declared by `delete_airport` (412), `patch_airport` (412), `put_airport` (412), `delete_post` (412), `update_post` (412), `update_user` (412).
     PreconditionFailed,
-    /**`RATE_LIMITED`: Too many requests; retry after `Retry-After`.
-
-    Declared by `list_airports` (429), `delete_airport` (429), `get_airport` (429), `patch_airport` (429), `put_airport` (429), `login_user` (429), `logout_user` (429), `refresh_session` (429), `register_user` (429), `list_posts` (429), `create_post` (429), `delete_post` (429), `get_post` (429), `update_post` (429), `list_users` (429), `get_current_user` (429), `get_user` (429), `update_user` (429).*/
+    /// `RATE_LIMITED`: Too many requests; retry after `Retry-After`.
+    ///
+    /// Declared by `list_airports` (429), `delete_airport` (429), `get_airport` (429), `patch_airport` (429), `put_airport` (429), `login_user` (429), `logout_user` (429), `refresh_session` (429), `register_user` (429), `list_posts` (429), `create_post` (429), `delete_post` (429), `get_post` (429), `update_post` (429), `list_users` (429), `get_current_user` (429), `get_user` (429), `update_user` (429).
     RateLimited,
-    /**`READ_ONLY_FIELD`: The body sets a server-managed field.
-
-    Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_post` (400), `update_post` (400), `update_user` (400).*/
+    /// `READ_ONLY_FIELD`: The body sets a server-managed field.
+    ///
+    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_post` (400), `update_post` (400), `update_user` (400).
     ReadOnlyField,
-    /**`REFRESH_TOKEN_REUSED`: A rotated-away refresh token was presented again; every session of the user is revoked.
-
-    Declared by `refresh_session` (401).*/
+    /// `REFRESH_TOKEN_REUSED`: A rotated-away refresh token was presented again; every session of the user is revoked.
+    ///
+    /// Declared by `refresh_session` (401).
     RefreshTokenReused,
-    /**`SERVICE_UNAVAILABLE`: Overloaded, draining or a dependency is down; retry after `Retry-After`.
-
-    Declared by `list_airports` (503), `delete_airport` (503), `get_airport` (503), `patch_airport` (503), `put_airport` (503), `login_user` (503), `logout_user` (503), `refresh_session` (503), `register_user` (503), `list_posts` (503), `create_post` (503), `delete_post` (503), `get_post` (503), `update_post` (503), `list_users` (503), `get_current_user` (503), `get_user` (503), `update_user` (503).*/
+    /// `SERVICE_UNAVAILABLE`: Overloaded, draining or a dependency is down; retry after `Retry-After`.
+    ///
+    /// Declared by `list_airports` (503), `delete_airport` (503), `get_airport` (503), `patch_airport` (503), `put_airport` (503), `login_user` (503), `logout_user` (503), `refresh_session` (503), `register_user` (503), `list_posts` (503), `create_post` (503), `delete_post` (503), `get_post` (503), `update_post` (503), `list_users` (503), `get_current_user` (503), `get_user` (503), `update_user` (503).
     ServiceUnavailable,
-    /**`UNAUTHENTICATED`: A valid bearer access token is required.
-
-    Declared by `delete_airport` (401), `patch_airport` (401), `put_airport` (401), `logout_user` (401), `list_posts` (401), `create_post` (401), `delete_post` (401), `get_post` (401), `update_post` (401), `list_users` (401), `get_current_user` (401), `get_user` (401), `update_user` (401).*/
+    /// `UNAUTHENTICATED`: A valid bearer access token is required.
+    ///
+    /// Declared by `delete_airport` (401), `patch_airport` (401), `put_airport` (401), `logout_user` (401), `list_posts` (401), `create_post` (401), `delete_post` (401), `get_post` (401), `update_post` (401), `list_users` (401), `get_current_user` (401), `get_user` (401), `update_user` (401).
     Unauthenticated,
-    /**`UNKNOWN_FIELD`: The body has a field the schema does not define.
-
-    Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_post` (400), `update_post` (400), `update_user` (400).*/
+    /// `UNKNOWN_FIELD`: The body has a field the schema does not define.
+    ///
+    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_post` (400), `update_post` (400), `update_user` (400).
     UnknownField,
-    /**`UNSUPPORTED_MEDIA_TYPE`: Unsupported or missing `Content-Type`.
-
-    Declared by `patch_airport` (415), `put_airport` (415), `login_user` (415), `logout_user` (415), `refresh_session` (415), `register_user` (415), `create_post` (415), `update_post` (415), `update_user` (415).*/
+    /// `UNSUPPORTED_MEDIA_TYPE`: Unsupported or missing `Content-Type`.
+    ///
+    /// Declared by `patch_airport` (415), `put_airport` (415), `login_user` (415), `logout_user` (415), `refresh_session` (415), `register_user` (415), `create_post` (415), `update_post` (415), `update_user` (415).
     UnsupportedMediaType,
-    /**`URI_TOO_LONG`: The request-target is longer than 8 KiB.
-
-    Raised for requests that match no operation, or malformed ones.*/
+    /// `URI_TOO_LONG`: The request-target is longer than 8 KiB.
+    ///
+    /// Raised for requests that match no operation, or malformed ones.
     UriTooLong,
-    /**`USERNAME_TAKEN`: An account with this username already exists.
-
-    Declared by `register_user` (409).*/
+    /// `USERNAME_TAKEN`: An account with this username already exists.
+    ///
+    /// Declared by `register_user` (409).
     UsernameTaken,
-    /**`USER_NOT_FOUND`: No such user.
-
-    Declared by `get_user` (404), `update_user` (404).*/
+    /// `USER_NOT_FOUND`: No such user.
+    ///
+    /// Declared by `get_user` (404), `update_user` (404).
     UserNotFound,
-    /**`VALIDATION_FAILED`: A value breaks the schema (type, length, pattern, range); see `errors`.
-
-    Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_post` (400), `update_post` (400), `update_user` (400).*/
+    /// `VALIDATION_FAILED`: A value breaks the schema (type, length, pattern, range); see `errors`.
+    ///
+    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_post` (400), `update_post` (400), `update_user` (400).
     ValidationFailed,
     /// A code this version of the SDK does not know.
     Other(String),
