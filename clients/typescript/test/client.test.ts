@@ -198,6 +198,24 @@ describe("client (offline)", () => {
     assert.equal(client.session.current?.refreshToken, undefined);
   });
 
+  it("cookie mode signs a fresh page in from the cookie on its first 401", async () => {
+    handler = (req, _body, res) => {
+      if (req.url === "/v1/auth/refresh") return json(res, 200, { accessToken: "fresh", expiresIn: 900 });
+      if (req.headers.authorization === "Bearer fresh") return json(res, 200, {});
+      problem(res, 401, "UNAUTHENTICATED");
+    };
+    const client = createClient(url, { auth: { mode: "cookie" } });
+    assert.equal((await client.GET("/v1/users/me")).response.status, 200);
+    assert.deepEqual(
+      seen.map((s) => `${s.req.method} ${s.req.url} ${s.req.headers.authorization ?? "-"}`),
+      ["GET /v1/users/me -", "POST /v1/auth/refresh -", "GET /v1/users/me Bearer fresh"],
+    );
+    // Body mode without tokens does not try.
+    seen.length = 0;
+    assert.equal((await createClient(url).GET("/v1/users/me")).response.status, 401);
+    assert.equal(seen.length, 1);
+  });
+
   it("paginates by following nextLink, and throws a Problem for a failed page", async () => {
     handler = (req, _body, res) => {
       const q = new URL(req.url ?? "/", url).searchParams;

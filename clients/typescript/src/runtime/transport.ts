@@ -129,7 +129,9 @@ export class Transport {
         failure = error;
       }
 
-      if (response?.status === 401 && token && !refreshed && (await this.session.refresh(token))) {
+      // In cookie mode the refresh cookie may sign in a page that holds no access token yet.
+      const mayRefresh = useSession && (token !== undefined || this.session.mode === "cookie");
+      if (response?.status === 401 && mayRefresh && !refreshed && (await this.session.refresh(token))) {
         refreshed = true; // one refresh per call; this retry is not counted as an attempt
         attempt--;
         await response.body?.cancel();
