@@ -60,6 +60,16 @@ describe("client (offline)", () => {
     assert.equal(seen.length, 2);
   });
 
+  it("ends a call with its time budget: no attempt runs past maxElapsedMs", async () => {
+    handler = () => {}; // never answers
+    const client = createClient(url, { timeoutMs: 400, retry: { ...fast, maxAttempts: 10, maxElapsedMs: 500 } });
+    const started = Date.now();
+    await assert.rejects(client.GET("/v1/posts"), (e: unknown) => e instanceof DOMException && e.name === "TimeoutError");
+    const took = Date.now() - started;
+    assert.ok(took >= 450 && took < 700, `a 500 ms budget took ${took} ms`);
+    assert.equal(seen.length, 2, "the second attempt got only what was left of the budget");
+  });
+
   it("sends PATCH as merge-patch with the bearer token and telemetry, and throws a typed Problem", async () => {
     handler = (_req, _body, res) => problem(res, 412, "PRECONDITION_FAILED");
     const client = createClient(url, { token: "tok-1" });

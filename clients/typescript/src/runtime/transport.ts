@@ -110,7 +110,10 @@ export class Transport {
         if (token) attemptHeaders.set("Authorization", `Bearer ${token}`);
       }
       const signals = [original.signal];
-      if (this.timeoutMs > 0) signals.push(AbortSignal.timeout(this.timeoutMs));
+      // A retry also ends with the call's time budget: a call takes at most max(timeout, maxElapsedMs).
+      const remaining = this.policy.maxElapsedMs - (Date.now() - started);
+      const timeoutMs = attempt === 1 ? this.timeoutMs : Math.min(this.timeoutMs || Infinity, Math.max(1, remaining));
+      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) signals.push(AbortSignal.timeout(timeoutMs));
       const request = new Request(original.url, {
         method,
         headers: attemptHeaders,
