@@ -129,7 +129,11 @@ impl Runtime {
             if copy.timeout().is_none() {
                 // A retry also ends with the call's time budget: a call takes at most
                 // max(timeout, max_elapsed).
-                let remaining = self.config.retry.max_elapsed.saturating_sub(started.elapsed());
+                let remaining = self
+                    .config
+                    .retry
+                    .max_elapsed
+                    .saturating_sub(started.elapsed());
                 let timeout = match attempt {
                     1 => self.config.timeout,
                     _ => self.config.timeout.min(remaining),
