@@ -1103,8 +1103,8 @@ async fn verify_writes(client: &Client, survivors: &[String], ledgers: &[Ledger]
                 let read = send(client.get(format!("{base}/v1/posts/{id}"))).await;
                 if read.status != 200 || read.body["title"] != title.as_str() {
                     lost.push(format!(
-                        "user {}: post {id} via {base}: {} {} (expected 200 {title:?})",
-                        ledger.user, read.status, read.body["title"]
+                        "user {}: post {id} via {base}: {} {} (expected 200 {title:?}; X-Cache {:?})",
+                        ledger.user, read.status, read.body["title"], read.cache
                     ));
                 }
             }
@@ -1112,8 +1112,8 @@ async fn verify_writes(client: &Client, survivors: &[String], ledgers: &[Ledger]
                 let read = send(client.get(format!("{base}/v1/posts/{id}"))).await;
                 if read.status != 404 {
                     lost.push(format!(
-                        "user {}: deleted post {id} via {base}: {}",
-                        ledger.user, read.status
+                        "user {}: deleted post {id} via {base}: {} (X-Cache {:?})",
+                        ledger.user, read.status, read.cache
                     ));
                 }
             }
