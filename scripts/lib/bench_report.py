@@ -37,6 +37,9 @@ def target_of(name, run):
         "post": ("floor-db", "rps", 0.20),
         "login": ("argon2-ceiling", "rps", 0.90),
         "health-during-login": (None, "p99", 10.0),
+        # Scale-out: ratio to one instance reached directly, measured in the same phase.
+        "scale-1-nginx": ("scale-1", "rps", None),
+        "scale-2-nginx": ("scale-1", "rps", None),
     }
     if name in fixed:
         return fixed[name]

@@ -332,11 +332,13 @@ pub async fn delete(
         })
         .await?;
     drop(conn);
-    if let Some(post) = &deleted {
-        state.cache.invalidate_post(id, i64::MAX).await;
-        if post.published {
-            state.cache.invalidate_lists().await;
-        }
+    // Also when there was nothing to delete: this may be a retry of a DELETE whose first attempt
+    // committed on an instance that died before it could invalidate the shared cache (found by
+    // the scale-out test: the post stayed readable from the cache after a 204).
+    let published = deleted.as_ref().is_none_or(|post| post.published);
+    state.cache.invalidate_post(id, i64::MAX).await;
+    if published {
+        state.cache.invalidate_lists().await;
     }
     Ok(deleted)
 }

@@ -14,6 +14,7 @@ mod idempotency;
 mod operations;
 mod posts;
 mod rate_limits;
+mod scale_out;
 mod spec;
 mod support;
 mod users;
