@@ -78,11 +78,14 @@ pub async fn login(
     ip: IpAddr,
 ) -> AppResult<Session> {
     let settings = &state.settings;
+    // The attempt counts before the password is checked (N parallel guesses get exactly the
+    // limit's worth of checks) and is given back once the password turns out right.
     let limit_key = format!("{ip}:{}", email.as_str().to_lowercase());
-    if settings.rate_limit_enabled {
+    let limited = settings.rate_limit_enabled;
+    if limited {
         let decision = state
             .limiter
-            .hit(Bucket::Login, &limit_key, settings.rate_limit_login, 0)
+            .hit(Bucket::Login, &limit_key, settings.rate_limit_login, 1)
             .await;
         if !decision.allowed {
             tracing::warn!(event = "auth.login_throttled", client.ip = %ip, "too many failed logins");
@@ -100,15 +103,15 @@ pub async fn login(
         .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
         .await?;
     let Some(user) = user.filter(|_| verified) else {
-        if settings.rate_limit_enabled {
-            state
-                .limiter
-                .hit(Bucket::Login, &limit_key, settings.rate_limit_login, 1)
-                .await;
-        }
         tracing::warn!(event = "auth.login_failed", client.ip = %ip, "login failed");
         return Err(AppError::InvalidCredentials);
     };
+    if limited {
+        state
+            .limiter
+            .release(Bucket::Login, &limit_key, settings.rate_limit_login, 1)
+            .await;
+    }
     if !user.is_active {
         tracing::warn!(event = "auth.login_disabled", user.id = %user.id, client.ip = %ip, "login to a disabled account");
         return Err(AppError::AccountDisabled);

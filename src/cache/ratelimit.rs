@@ -1,29 +1,36 @@
-//! Fixed-window rate limits, counted atomically in Redis in one round trip (a Lua script:
-//! `INCRBY` + `PEXPIRE` on the window's first hit + `PTTL`), shared by every instance; with no
-//! Redis, or while it is down, counted in process (moka entries that expire with their window).
+//! Fixed-window rate limits, counted atomically in Redis (one Lua script: `INCRBY` + `PEXPIRE`
+//! on the window's first hit + `PTTL`), shared by every instance; with no Redis, or while it is
+//! down, counted in process (moka entries that expire with their window).
+//!
+//! Invariants, for every bucket, in Redis and in process:
+//! - **Exact under concurrency.** Every request is counted *before* it is admitted, and it is
+//!   admitted only if its position in the window's count is within the limit. N concurrent
+//!   requests against a limit L admit exactly min(N, L), on one instance or on several sharing
+//!   Redis; none is refused while the shared count has room.
+//! - **One round trip per burst, not per request.** Requests for the same key that arrive while
+//!   a count for that key is on its way to Redis join the next one ("group commit"): one
+//!   `INCRBY n` counts them all, and each learns its own position from the result. A hot key
+//!   (one busy client IP) costs a Redis round trip per batch, and no token is ever held back by
+//!   one instance where another could use it (which is what leases of reserved tokens did).
+//! - **Give-back.** An attempt counted before the outcome is known (a login, counted before the
+//!   password is checked) is given back with `release` when it turns out not to count.
 //!
 //! Why hand-written: the algorithm is the five-line script express-rate-limit's Redis store
 //! uses, and its headers (limit, remaining, reset) describe exactly a fixed window. `governor`
-//! (GCRA) cannot peek without consuming, which the failed-login limit needs (the 6th attempt
-//! is refused before the password is checked, and only failures count), and its state cannot
-//! be shared through Redis. One algorithm in both stores keeps limits identical when Redis goes
-//! away.
-//!
-//! Hot keys (one busy client IP, one busy user) would cost a Redis round trip per request, so
-//! the global and write limits reserve tokens in batches ("leases"): a reservation is one
-//! atomic `INCRBY n` of the shared counter, and requests then spend the reserved tokens in
-//! process. A lease starts at one token, doubles while refills come faster than every 100 ms
-//! (up to 256) and never exceeds an eighth of what is left of the limit, so limits stay exact
-//! near their boundary and other instances only ever see reserved tokens as spent (never more
-//! requests than the limit pass in total). Failed logins are not leased: they are rare and
-//! peeked at.
+//! (GCRA) keeps its state in process only, and cannot give an attempt back. One algorithm in
+//! both stores keeps limits identical when Redis goes away.
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
+};
+
+use futures_util::{
+    FutureExt,
+    future::{BoxFuture, Shared},
 };
 
 use super::redis::Redis;
@@ -50,7 +57,7 @@ impl Bucket {
     }
 }
 
-/// The state of one limit after a request was counted (or peeked at).
+/// The state of one limit after a request was counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub bucket: Bucket,
@@ -63,18 +70,13 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn new(bucket: Bucket, rule: RateLimitRule, count: u64, cost: u64, reset: Duration) -> Self {
-        // A peek (cost 0) asks whether one more would pass.
-        let allowed = if cost == 0 {
-            count < rule.count
-        } else {
-            count <= rule.count
-        };
+    /// The decision for a request whose cost brought the window's count to `position`.
+    fn at(bucket: Bucket, rule: RateLimitRule, position: u64, reset: Duration) -> Self {
         Self {
             bucket,
-            allowed,
+            allowed: position <= rule.count,
             limit: rule.count,
-            remaining: rule.count.saturating_sub(count),
+            remaining: rule.count.saturating_sub(position),
             reset,
             window: rule.window,
         }
@@ -86,54 +88,49 @@ impl Decision {
     }
 }
 
+/// What one `INCRBY` of a batch found: the window's count before the batch was added, and
+/// the window's time left. A member's position is `before + offset + cost`.
+#[derive(Debug, Clone, Copy)]
+struct BatchCount {
+    before: u64,
+    ttl_ms: u64,
+}
+
+type CountFuture = Shared<BoxFuture<'static, Option<BatchCount>>>;
+
+/// The batch of one key that is still open to joiners, and what it will add.
+struct OpenBatch {
+    total: u64,
+    counted: CountFuture,
+}
+
+/// Per key: the batch being collected, and a lock that lets one batch at a time go to Redis.
+#[derive(Default)]
+struct KeyBatches {
+    open: Mutex<Option<OpenBatch>>,
+    sending: tokio::sync::Mutex<()>,
+}
+
 #[derive(Clone)]
 pub struct RateLimiter {
     redis: Option<Arc<Redis>>,
     local: Arc<LocalWindows>,
-    /// One map per leased bucket (global, writes), keyed by client IP or user id.
-    leases: [Leases; 2],
-    script: Arc<::redis::Script>,
+    batches: moka::sync::Cache<String, Arc<KeyBatches>>,
+    hit_script: Arc<::redis::Script>,
+    release_script: Arc<::redis::Script>,
 }
-
-type Leases = moka::sync::Cache<String, Arc<Lease>>;
-
-/// Tokens of one key reserved in Redis by this instance. Spending is a short synchronous
-/// critical section; only refills wait on Redis, one at a time per key.
-#[derive(Debug, Default)]
-struct Lease {
-    state: std::sync::Mutex<LeaseState>,
-    refill: tokio::sync::Mutex<()>,
-}
-
-#[derive(Debug, Default)]
-struct LeaseState {
-    /// Reserved and not spent yet.
-    unused: u64,
-    /// The shared counter after our last reservation.
-    counted: u64,
-    window_ends: Option<Instant>,
-    /// The last reservation's size.
-    size: u64,
-    last_refill: Option<Instant>,
-}
-
-const MAX_LEASE: u64 = 256;
-/// Refills closer together than this mean the key is hot: reserve more next time.
-const HOT_REFILL: Duration = Duration::from_millis(100);
 
 impl RateLimiter {
     pub fn new(redis: Option<Arc<Redis>>) -> Self {
         Self {
             redis,
             local: Arc::new(LocalWindows::default()),
-            leases: std::array::from_fn(|_| {
-                moka::sync::Cache::builder()
-                    .max_capacity(100_000)
-                    .time_to_idle(Duration::from_secs(3600))
-                    .build()
-            }),
+            batches: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
             // KEYS[1] counter; ARGV[1] cost, ARGV[2] window ms. Returns {count, ms left}.
-            script: Arc::new(::redis::Script::new(
+            hit_script: Arc::new(::redis::Script::new(
                 r"local n = redis.call('INCRBY', KEYS[1], ARGV[1])
                   local ttl = redis.call('PTTL', KEYS[1])
                   if ttl < 0 then
@@ -142,117 +139,106 @@ impl RateLimiter {
                   end
                   return {n, ttl}",
             )),
+            // Gives back within the window that counted it; a window that ended is left alone.
+            release_script: Arc::new(::redis::Script::new(
+                r"if redis.call('EXISTS', KEYS[1]) == 1 then
+                    return redis.call('DECRBY', KEYS[1], ARGV[1])
+                  end
+                  return 0",
+            )),
         }
     }
 
-    /// Counts `cost` events (0: just look) against `rule` for `key` in `bucket`.
+    /// Counts `cost` events against `rule` for `key` in `bucket`, and decides.
     pub async fn hit(&self, bucket: Bucket, key: &str, rule: RateLimitRule, cost: u64) -> Decision {
-        if let Some(redis) = &self.redis {
-            let decided = if cost > 0 && bucket != Bucket::Login {
-                self.hit_leased(redis, bucket, key, rule, cost).await
-            } else {
-                self.hit_redis(redis, bucket, key, rule, cost)
-                    .await
-                    .map(|(count, ttl_ms)| {
-                        Decision::new(bucket, rule, count, cost, Duration::from_millis(ttl_ms))
-                    })
-            };
-            if let Some(decision) = decided {
-                return decision;
+        if let Some(redis) = self.redis.as_ref().filter(|r| r.is_up()) {
+            let redis_key = redis.key(&format!("ratelimit:{}:{key}", bucket.name()));
+            if let Some((position, reset)) = self.join_batch(redis, redis_key, rule, cost).await {
+                return Decision::at(bucket, rule, position, reset);
             }
         }
         let (count, reset) = self.local.hit(bucket, key, rule, cost);
-        Decision::new(bucket, rule, count, cost, reset)
+        Decision::at(bucket, rule, count, reset)
     }
 
-    /// Spends reserved tokens, reserving more in Redis when they run out. `None` when Redis
-    /// cannot be asked.
-    async fn hit_leased(
+    /// Gives back `cost` counted by `hit` (e.g. a login that succeeded).
+    pub async fn release(&self, bucket: Bucket, key: &str, rule: RateLimitRule, cost: u64) {
+        if let Some(redis) = self.redis.as_ref().filter(|r| r.is_up()) {
+            let redis_key = redis.key(&format!("ratelimit:{}:{key}", bucket.name()));
+            let mut invocation = self.release_script.key(redis_key);
+            invocation.arg(cost);
+            if redis
+                .script::<i64>("ratelimit.release", &invocation)
+                .await
+                .is_some()
+            {
+                return;
+            }
+        }
+        self.local.release(bucket, key, rule, cost);
+    }
+
+    /// Joins the open batch of `key` (opening one if there is none) and waits for its count.
+    /// Returns this request's position in the window and the window's time left; `None` when
+    /// Redis failed.
+    async fn join_batch(
         &self,
-        redis: &Redis,
-        bucket: Bucket,
-        key: &str,
+        redis: &Arc<Redis>,
+        key: String,
         rule: RateLimitRule,
         cost: u64,
-    ) -> Option<Decision> {
-        let leases = &self.leases[usize::from(bucket == Bucket::Writes)];
-        let lease = match leases.get(key) {
-            Some(lease) => lease,
-            None => leases.get_with_by_ref(key, || Arc::new(Lease::default())),
+    ) -> Option<(u64, Duration)> {
+        let batches = self
+            .batches
+            .get_with_by_ref(&key, || Arc::new(KeyBatches::default()));
+        let (counted, offset) = {
+            let mut open = batches.open.lock().ok()?;
+            match open.as_mut() {
+                Some(batch) => {
+                    let offset = batch.total;
+                    batch.total += cost;
+                    (batch.counted.clone(), offset)
+                }
+                None => {
+                    let counted = self.send_batch(redis.clone(), batches.clone(), key, rule);
+                    *open = Some(OpenBatch {
+                        total: cost,
+                        counted: counted.clone(),
+                    });
+                    (counted, 0)
+                }
+            }
         };
-        if let Some(decision) = spend(&lease, bucket, rule, cost) {
-            return Some(decision);
-        }
-        // Out of tokens: one refill at a time per key; whoever waited may find tokens now.
-        let _refilling = lease.refill.lock().await;
-        if let Some(decision) = spend(&lease, bucket, rule, cost) {
-            return Some(decision);
-        }
-        let now = Instant::now();
-        let size = {
-            let state = lease.state.lock().ok()?;
-            let hot = state
-                .last_refill
-                .is_some_and(|at| now.duration_since(at) < HOT_REFILL);
-            let wanted = if hot {
-                (state.size * 2).min(MAX_LEASE)
-            } else {
-                1
-            };
-            let counted = if state.window_ends.is_some_and(|end| now < end) {
-                state.counted
-            } else {
-                0
-            };
-            wanted.min(rule.count.saturating_sub(counted) / 8).max(cost)
-        };
-        let (count, ttl_ms) = self.hit_redis(redis, bucket, key, rule, size).await?;
-        let granted = size.saturating_sub(count.saturating_sub(rule.count));
-        let mut state = lease.state.lock().ok()?;
-        state.counted = count;
-        state.size = size;
-        state.last_refill = Some(now);
-        state.window_ends = Some(now + Duration::from_millis(ttl_ms));
-        state.unused = granted.saturating_sub(cost);
-        Some(Decision {
-            allowed: granted >= cost,
-            ..Decision::new(
-                bucket,
-                rule,
-                count - state.unused,
-                cost,
-                Duration::from_millis(ttl_ms),
-            )
-        })
+        let count = counted.await?;
+        Some((
+            count.before + offset + cost,
+            Duration::from_millis(count.ttl_ms),
+        ))
     }
 
-    async fn hit_redis(
+    /// A task (not the request: a dropped request must not strand its batch) that waits for the
+    /// previous batch of the key to come back, closes the open one and counts it in Redis.
+    fn send_batch(
         &self,
-        redis: &Redis,
-        bucket: Bucket,
-        key: &str,
+        redis: Arc<Redis>,
+        batches: Arc<KeyBatches>,
+        key: String,
         rule: RateLimitRule,
-        cost: u64,
-    ) -> Option<(u64, u64)> {
-        let key = redis.key(&format!("ratelimit:{}:{key}", bucket.name()));
-        let window_ms = rule.window.as_millis() as u64;
-        let mut invocation = self.script.key(key);
-        invocation.arg(cost).arg(window_ms);
-        redis.script("ratelimit.hit", &invocation).await
+    ) -> CountFuture {
+        let script = self.hit_script.clone();
+        let task = tokio::spawn(async move {
+            let _one_at_a_time = batches.sending.lock().await;
+            let total = batches.open.lock().ok()?.take()?.total;
+            let mut invocation = script.key(key);
+            invocation.arg(total).arg(rule.window.as_millis() as u64);
+            let (count, ttl_ms): (u64, u64) = redis.script("ratelimit.hit", &invocation).await?;
+            Some(BatchCount {
+                before: count.saturating_sub(total),
+                ttl_ms,
+            })
+        });
+        task.map(|joined| joined.ok().flatten()).boxed().shared()
     }
-}
-
-/// Spends `cost` reserved tokens if the lease holds them for the current window.
-fn spend(lease: &Lease, bucket: Bucket, rule: RateLimitRule, cost: u64) -> Option<Decision> {
-    let mut state = lease.state.lock().ok()?;
-    let now = Instant::now();
-    let end = state.window_ends.filter(|end| now < *end)?;
-    if state.unused < cost {
-        return None;
-    }
-    state.unused -= cost;
-    let spent = state.counted - state.unused;
-    Some(Decision::new(bucket, rule, spent, cost, end - now))
 }
 
 /// Counters of one bucket and window length, each dropped when its window ends.
@@ -261,7 +247,7 @@ type Windows = moka::sync::Cache<String, Arc<Window>>;
 /// In-process fixed windows: one counter per key.
 #[derive(Default)]
 struct LocalWindows {
-    buckets: std::sync::Mutex<Vec<(Bucket, Duration, Windows)>>,
+    buckets: Mutex<Vec<(Bucket, Duration, Windows)>>,
 }
 
 struct Window {
@@ -270,11 +256,7 @@ struct Window {
 }
 
 impl LocalWindows {
-    fn windows_for(
-        &self,
-        bucket: Bucket,
-        window: Duration,
-    ) -> moka::sync::Cache<String, Arc<Window>> {
+    fn windows_for(&self, bucket: Bucket, window: Duration) -> Windows {
         let Ok(mut buckets) = self.buckets.lock() else {
             // A poisoned lock only means another thread panicked mid-insert; start afresh.
             return moka::sync::Cache::builder().time_to_live(window).build();
@@ -293,6 +275,8 @@ impl LocalWindows {
         cache
     }
 
+    /// Adds `cost` to the key's window; returns the count after it (this request's position,
+    /// exact under concurrency: one atomic add) and the window's time left.
     fn hit(&self, bucket: Bucket, key: &str, rule: RateLimitRule, cost: u64) -> (u64, Duration) {
         let windows = self.windows_for(bucket, rule.window);
         let window = windows.get_with_by_ref(key, || {
@@ -304,6 +288,16 @@ impl LocalWindows {
         let count = window.count.fetch_add(cost, Ordering::AcqRel) + cost;
         let reset = rule.window.saturating_sub(window.started.elapsed());
         (count, reset)
+    }
+
+    fn release(&self, bucket: Bucket, key: &str, rule: RateLimitRule, cost: u64) {
+        if let Some(window) = self.windows_for(bucket, rule.window).get(key) {
+            let _ = window
+                .count
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    Some(n.saturating_sub(cost))
+                });
+        }
     }
 }
 
@@ -335,14 +329,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_peek_does_not_count() {
+    async fn a_released_attempt_no_longer_counts() {
         let limiter = RateLimiter::new(None);
-        for _ in 0..5 {
-            assert!(limiter.hit(Bucket::Login, "k", rule(2), 0).await.allowed);
-        }
-        limiter.hit(Bucket::Login, "k", rule(2), 1).await;
-        assert!(limiter.hit(Bucket::Login, "k", rule(2), 0).await.allowed);
-        limiter.hit(Bucket::Login, "k", rule(2), 1).await;
-        assert!(!limiter.hit(Bucket::Login, "k", rule(2), 0).await.allowed);
+        assert!(limiter.hit(Bucket::Login, "k", rule(2), 1).await.allowed);
+        limiter.release(Bucket::Login, "k", rule(2), 1).await;
+        assert!(limiter.hit(Bucket::Login, "k", rule(2), 1).await.allowed);
+        assert!(limiter.hit(Bucket::Login, "k", rule(2), 1).await.allowed);
+        assert!(!limiter.hit(Bucket::Login, "k", rule(2), 1).await.allowed);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_local_hits_admit_exactly_the_limit() {
+        let limiter = RateLimiter::new(None);
+        let hits = (0..200).map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.hit(Bucket::Global, "ip", rule(50), 1).await })
+        });
+        let decisions = futures_util::future::join_all(hits).await;
+        let allowed = decisions
+            .iter()
+            .filter(|d| d.as_ref().unwrap().allowed)
+            .count();
+        assert_eq!(allowed, 50);
     }
 }

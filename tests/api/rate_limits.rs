@@ -132,7 +132,12 @@ async fn the_sixth_failed_login_is_refused_before_the_password_check(options: Op
         response.headers()["ratelimit-policy"],
         "\"login\";q=5;w=900"
     );
-    assert_eq!(limits(&response), (5, 0, limits(&response).2));
+    let (limit, remaining, reset) = limits(&response);
+    assert_eq!((limit, remaining), (5, 0));
+    assert!(
+        (1..=900).contains(&reset),
+        "reset {reset} within the 15-minute window"
+    );
     assert!(response.headers().contains_key("retry-after"));
     assert_problem(response, 429, "RATE_LIMITED").await;
     // Another email from the same IP is its own bucket.
@@ -222,6 +227,154 @@ async fn a_limit_spent_on_one_instance_holds_on_another() {
         "RATE_LIMITED",
     )
     .await;
+}
+
+/// Two instances sharing one Redis prefix and database, with the same extra settings.
+async fn pair(env: &[(&str, &str)]) -> (TestApp, TestApp) {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let a = TestApp::with(Options {
+        redis: true,
+        env: env.clone(),
+        ..Options::default()
+    })
+    .await;
+    let b = TestApp::with(Options {
+        redis: true,
+        redis_prefix: Some(a.redis_prefix.clone()),
+        database_url: Some(a.database_url.clone()),
+        env,
+        ..Options::default()
+    })
+    .await;
+    (a, b)
+}
+
+/// Counts the statuses of concurrent requests.
+async fn statuses(
+    requests: impl IntoIterator<Item = reqwest::RequestBuilder>,
+) -> std::collections::BTreeMap<u16, usize> {
+    let sent = requests.into_iter().map(|r| tokio::spawn(r.send()));
+    let mut counts = std::collections::BTreeMap::new();
+    for response in futures::future::join_all(sent).await {
+        *counts
+            .entry(response.unwrap().unwrap().status().as_u16())
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+fn counts(pairs: &[(u16, usize)]) -> std::collections::BTreeMap<u16, usize> {
+    pairs.iter().copied().collect()
+}
+
+/// 30 wrong passwords for one email at once: exactly 5 reach the password check.
+async fn parallel_failed_logins_get_exactly_five_checks(apps: &[&TestApp]) {
+    let user = apps[0].user(Role::User).await;
+    let before: u64 = apps.iter().map(|a| a.state.passwords.verifications()).sum();
+    let logins = (0..30).map(|i| {
+        apps[i % apps.len()]
+            .post("/v1/auth/login")
+            .json(&json!({"email": user.email, "password": "wrong-password"}))
+    });
+    assert_eq!(statuses(logins).await, counts(&[(401, 5), (429, 25)]));
+    let after: u64 = apps.iter().map(|a| a.state.passwords.verifications()).sum();
+    assert_eq!(after - before, 5, "password checks");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_parallel_failed_logins_are_5_checks_in_process() {
+    let app = TestApp::spawn().await;
+    parallel_failed_logins_get_exactly_five_checks(&[&app]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_parallel_failed_logins_are_5_checks_in_redis() {
+    let app = TestApp::with(Options::redis()).await;
+    parallel_failed_logins_get_exactly_five_checks(&[&app]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_parallel_failed_logins_are_5_checks_across_two_instances() {
+    let (a, b) = pair(&[]).await;
+    parallel_failed_logins_get_exactly_five_checks(&[&a, &b]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_successful_login_gives_its_attempt_back_under_concurrency() {
+    let app = TestApp::with(Options::redis()).await;
+    let user = app.user(Role::User).await;
+    // Right passwords give their attempt back: 4 rounds of 5 at once (as many as may be in
+    // flight, since each counts until its password is checked) never lock the account out...
+    for _ in 0..4 {
+        let logins = (0..5).map(|_| {
+            app.post("/v1/auth/login")
+                .json(&json!({"email": user.email, "password": PASSWORD}))
+        });
+        assert_eq!(statuses(logins).await, counts(&[(200, 5)]));
+    }
+    // ...and leave all five failures to a guesser.
+    let guesses = (0..8).map(|_| {
+        app.post("/v1/auth/login")
+            .json(&json!({"email": user.email, "password": "wrong-password"}))
+    });
+    assert_eq!(statuses(guesses).await, counts(&[(401, 5), (429, 3)]));
+}
+
+/// 50 writes by one user at once against the 30-a-minute limit.
+async fn parallel_writes_get_exactly_thirty(apps: &[&TestApp]) {
+    let user = apps[0].user(Role::User).await;
+    let writes = (0..50).map(|i| {
+        apps[i % apps.len()]
+            .post("/v1/posts")
+            .bearer_auth(&user.token)
+            .json(&json!({"title": "Parallel write", "content": "One of fifty at once."}))
+    });
+    assert_eq!(statuses(writes).await, counts(&[(201, 30), (429, 20)]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_parallel_writes_admit_exactly_thirty_in_process() {
+    let app = TestApp::spawn().await;
+    parallel_writes_get_exactly_thirty(&[&app]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_parallel_writes_admit_exactly_thirty_across_two_instances() {
+    let (a, b) = pair(&[]).await;
+    parallel_writes_get_exactly_thirty(&[&a, &b]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_global_limit_is_exact_under_concurrency_in_process() {
+    let app = TestApp::with(Options::default().env("RATE_LIMIT_GLOBAL", "40/1m")).await;
+    let reads = (0..100).map(|_| app.get("/health/live").header("x", "1"));
+    assert_eq!(
+        statuses(reads).await,
+        counts(&[(200, 100)]),
+        "health is exempt"
+    );
+    let reads = (0..100).map(|_| app.get("/v1/posts"));
+    assert_eq!(statuses(reads).await, counts(&[(200, 40), (429, 60)]));
+}
+
+/// The shared budget of two instances, spent by bursts on both at once: never more than the
+/// limit admitted, and none refused while the budget has room (a burst within the budget passes
+/// whole, however the instances batch their counts).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_global_limit_is_exact_across_two_instances_under_bursts() {
+    let (a, b) = pair(&[("RATE_LIMIT_GLOBAL", "300/1m")]).await;
+    let burst = |n: usize| {
+        (0..n)
+            .map(|i| if i % 2 == 0 { &a } else { &b }.get("/v1/posts"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(statuses(burst(120)).await, counts(&[(200, 120)]));
+    assert_eq!(statuses(burst(179)).await, counts(&[(200, 179)]));
+    // One token left in the shared window, and 60 requests want it.
+    assert_eq!(statuses(burst(60)).await, counts(&[(200, 1), (429, 59)]));
 }
 
 #[tokio::test(flavor = "multi_thread")]
