@@ -143,14 +143,19 @@ pub async fn list(
         link_params.push(("status", status.to_string()));
     }
 
-    // Only a published-only page is the same for everyone, so only it is cached.
+    // Only a published-only page is the same for everyone, so only it is cached, keyed by
+    // everything that shapes its body: the page (limit, cursor) and every parameter its
+    // `nextLink` repeats (an anonymous `status=all` page links on with `status=all`).
     let cache_key = (visible == Visible::Published).then(|| {
-        format!(
-            "limit={}&authorId={}&cursor={}",
+        let mut key = format!(
+            "limit={}&cursor={}",
             params.limit,
-            params.author.map(|a| a.to_string()).unwrap_or_default(),
             params.cursor.as_deref().unwrap_or_default()
-        )
+        );
+        for (name, value) in &link_params {
+            key.push_str(&format!("&{name}={value}"));
+        }
+        key
     });
     let (status, token) = match &cache_key {
         Some(key) => {

@@ -95,6 +95,44 @@ async fn a_new_post_shows_in_the_cached_list_at_once() {
     assert_eq!(response.headers()["x-cache"], "BYPASS");
 }
 
+/// A cached page's body includes its `nextLink`, so a page asked for with `status=all` (public
+/// for an anonymous caller) must not answer the plain published list, and the reverse.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_anonymous_status_all_page_does_not_answer_the_plain_list() {
+    let app = TestApp::with(Options::redis()).await;
+    let user = app.user(Role::User).await;
+    for i in 0..3 {
+        app.create_post(&user, &format!("Paged post {i}"), true)
+            .await;
+    }
+    let (cache, anonymous_all) = x_cache(&app, "/v1/posts?status=all&limit=2").await;
+    assert_eq!(cache, "MISS");
+    let all_link = anonymous_all["nextLink"].as_str().unwrap().to_string();
+    assert!(all_link.contains("status=all"), "{all_link}");
+    let (cache, _) = x_cache(&app, "/v1/posts?status=all&limit=2").await;
+    assert_eq!(
+        cache, "HIT",
+        "the status=all page is public for anonymous callers"
+    );
+
+    let response = app
+        .get("/v1/posts?limit=2")
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap();
+    let plain: Value = response.json().await.unwrap();
+    let link = plain["nextLink"].as_str().unwrap();
+    assert!(
+        !link.contains("status="),
+        "plain list links on plainly: {link}"
+    );
+    assert_eq!(
+        plain["data"], anonymous_all["data"],
+        "same posts, other link"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_cache_off_everything_bypasses() {
     let app = TestApp::with(Options::redis().env("CACHE_ENABLED", "false")).await;
