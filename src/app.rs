@@ -4,10 +4,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use poem::{
-    Endpoint, EndpointExt, IntoEndpoint, Response, Route,
-    endpoint::make_sync,
-    http::header,
-    listener::{Acceptor, Listener, TcpListener},
+    Endpoint, EndpointExt, IntoEndpoint, Response, Route, endpoint::make_sync, http::header,
     middleware::Cors,
 };
 use tokio::task::JoinHandle;
@@ -20,7 +17,13 @@ use crate::{
     db::{self, Db},
     error::AppError,
     housekeeping,
-    http::{edge::Edge, rate_limit::RateLimit, routes::AllowedMethods, spec},
+    http::{
+        edge::Edge,
+        rate_limit::RateLimit,
+        routes::AllowedMethods,
+        server::{self, ConnectionLimits},
+        spec,
+    },
     metrics,
     state::{AppState, Lifecycle, Phase, Services},
 };
@@ -229,8 +232,7 @@ pub async fn start(
     ));
     tokio::spawn(metrics::upkeep(stop.clone().cancelled_owned()));
 
-    let acceptor = TcpListener::bind(SocketAddr::new(settings.host, settings.port))
-        .into_acceptor()
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(settings.host, settings.port))
         .await
         .map_err(|e| {
             AppError::internal(format!(
@@ -238,12 +240,9 @@ pub async fn start(
                 settings.host, settings.port
             ))
         })?;
-    let addr = acceptor
+    let addr = listener
         .local_addr()
-        .first()
-        .and_then(|a| a.as_socket_addr().copied())
-        .ok_or_else(|| AppError::internal("listener has no address"))?;
-
+        .map_err(|e| AppError::internal(format!("listener has no address: {e}")))?;
     let app = routes(state.clone());
     let lifecycle = state.lifecycle.clone();
     let drain_delay = settings.shutdown_drain_delay;
@@ -263,15 +262,14 @@ pub async fn start(
         tokio::time::sleep(drain_delay).await;
         stop_signal.cancel();
     };
-    // No idle timeout: poem implements it with a notification on every read and write (~4% of
-    // a cached read in profiles). Idle keep-alive connections are closed on shutdown, and by the
-    // load balancer's idle timeout in front of the service.
-    let server = poem::Server::new_with_acceptor(acceptor);
-    let timeout = settings.shutdown_timeout;
+    let limits = ConnectionLimits {
+        header_timeout: settings.http_header_timeout,
+        idle_timeout: settings.http_idle_timeout,
+        max_connections: server::connections_that_fit(settings.max_connections),
+        shutdown_timeout: settings.shutdown_timeout,
+    };
     let task = tokio::spawn(async move {
-        let result = server
-            .run_with_graceful_shutdown(app, signal, Some(timeout))
-            .await;
+        let result = server::serve(listener, app.boxed(), limits, signal).await;
         tracing::info!("server stopped");
         result
     });

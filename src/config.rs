@@ -113,6 +113,15 @@ pub struct Settings {
     pub cache_ttl_post_list: Duration,
     pub max_body_bytes: usize,
     pub max_in_flight: usize,
+    /// A request's headers must arrive within this (from the connection's start or the first
+    /// byte of the request).
+    pub http_header_timeout: Duration,
+    /// A request's body must arrive within this, once its handler starts reading it.
+    pub http_body_timeout: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub http_idle_timeout: Duration,
+    /// Connections served at once (a few more answer health probes and 503).
+    pub max_connections: usize,
     pub shutdown_timeout: Duration,
     /// After a shutdown signal, how long to keep answering (503 to new requests, readiness 503)
     /// before the listener closes, so a load balancer notices.
@@ -270,6 +279,22 @@ impl Settings {
             )?,
             max_body_bytes: env.parse("MAX_BODY_BYTES", 1024 * 1024, parse_byte_size)?,
             max_in_flight: env.parse("MAX_IN_FLIGHT", 1024, parse_positive)?,
+            http_header_timeout: env.parse(
+                "HTTP_HEADER_TIMEOUT",
+                Duration::from_secs(10),
+                parse_nonzero_duration,
+            )?,
+            http_body_timeout: env.parse(
+                "HTTP_BODY_TIMEOUT",
+                Duration::from_secs(30),
+                parse_nonzero_duration,
+            )?,
+            http_idle_timeout: env.parse(
+                "HTTP_IDLE_TIMEOUT",
+                Duration::from_secs(60),
+                parse_nonzero_duration,
+            )?,
+            max_connections: env.parse("MAX_CONNECTIONS", 10_000, parse_positive)?,
             shutdown_timeout: env.parse(
                 "SHUTDOWN_TIMEOUT",
                 Duration::from_secs(30),
@@ -323,10 +348,18 @@ impl Env<'_> {
     }
 }
 
-/// `15m`, `7d`, `50ms`, `30s`, `1h 30m`.
+/// The longest duration any setting accepts. Longer ones are refused at start-up: added to a
+/// timestamp, a Redis expiry or a timer they would overflow at run time instead.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// `15m`, `7d`, `50ms`, `30s`, `1h 30m`; at most `MAX_DURATION`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("expected a duration like 15m or 50ms ({e})"))
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("expected a duration like 15m or 50ms ({e})"))?;
+    if duration > MAX_DURATION {
+        return Err("must be at most 366d".into());
+    }
+    Ok(duration)
 }
 
 fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {
@@ -440,6 +473,11 @@ mod tests {
             ("MAX_BODY_BYTES", "1GB"),
             ("TRUST_PROXY", "maybe"),
             ("DATABASE_POOL_SIZE", "0"),
+            ("JWT_REFRESH_EXPIRATION", "1000000d"),
+            ("CACHE_TTL_POST", "100000y"),
+            ("RATE_LIMIT_GLOBAL", "10/999999d"),
+            ("HTTP_HEADER_TIMEOUT", "0s"),
+            ("MAX_CONNECTIONS", "none"),
         ];
         for (name, value) in cases {
             let err = Settings::from_vars(&vars(&[(name, value)])).unwrap_err();

@@ -110,12 +110,23 @@ pub fn record_overload() {
     counter!("herald_overload_rejections_total").increment(1);
 }
 
+/// A connection refused at accept: more than `MAX_CONNECTIONS` plus the overflow allowance.
+pub fn record_connection_refused() {
+    counter!("herald_connections_refused_total").increment(1);
+}
+
+/// A connection the server closed: `header_timeout` or `idle_timeout`.
+pub fn record_connection_closed(reason: &'static str) {
+    counter!("herald_connections_closed_total", "reason" => reason).increment(1);
+}
+
 /// The text exposition, with pool gauges refreshed first.
 pub fn render(state: &AppState) -> String {
     let (open, idle, max) = state.db.stats();
     gauge!("herald_db_pool_connections", "state" => "open").set(f64::from(open));
     gauge!("herald_db_pool_connections", "state" => "idle").set(f64::from(idle));
     gauge!("herald_db_pool_connections", "state" => "max").set(f64::from(max));
+    gauge!("herald_verified_tokens_cached").set(state.jwt.remembered() as f64);
     if let Some(redis) = &state.redis {
         let (open, idle) = redis.stats();
         gauge!("herald_redis_pool_connections", "state" => "open").set(f64::from(open));

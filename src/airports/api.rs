@@ -161,7 +161,7 @@ pub enum DeleteAirportResponse {
 
 error_statuses!(ListAirportsErrors: 400, 429);
 error_statuses!(GetAirportErrors: 400, 404, 429);
-error_statuses!(WriteAirportErrors: 400, 401, 403, 409, 412, 413, 415, 429);
+error_statuses!(WriteAirportErrors: 400, 401, 403, 408, 409, 411, 412, 413, 415, 429);
 error_statuses!(DeleteAirportErrors: 400, 401, 403, 409, 412, 429);
 
 pub struct AirportsApi;

@@ -124,10 +124,10 @@ pub enum LogoutResponse {
     LoggedOut(#[oai(header = "Set-Cookie")] String),
 }
 
-error_statuses!(RegisterErrors: 400, 409, 413, 415, 429);
-error_statuses!(LoginErrors: 400, 401, 403, 413, 415, 429);
-error_statuses!(RefreshErrors: 400, 401, 413, 415, 429);
-error_statuses!(LogoutErrors: 400, 401, 413, 415, 429);
+error_statuses!(RegisterErrors: 400, 408, 409, 411, 413, 415, 429);
+error_statuses!(LoginErrors: 400, 401, 403, 408, 411, 413, 415, 429);
+error_statuses!(RefreshErrors: 400, 401, 408, 411, 413, 415, 429);
+error_statuses!(LogoutErrors: 400, 401, 408, 411, 413, 415, 429);
 
 pub struct AuthApi;
 

@@ -10,6 +10,7 @@ use std::{
     any::TypeId,
     collections::HashMap,
     sync::{Arc, OnceLock, RwLock},
+    time::Duration,
 };
 
 use poem::{Request, RequestBody, http::header};
@@ -150,9 +151,9 @@ pub fn media_type_is(header_value: &str, expected: &str) -> bool {
 
 /// Reads at most `MAX_BODY_BYTES`; more is 413 whether or not `Content-Length` announced it.
 pub async fn read_limited(request: &Request, body: &mut RequestBody) -> Result<Vec<u8>, Problem> {
-    let limit = request
-        .data::<AppState>()
-        .map_or(1024 * 1024, |s| s.settings.max_body_bytes);
+    let settings = request.data::<AppState>().map(|s| &s.settings);
+    let limit = settings.map_or(1024 * 1024, |s| s.max_body_bytes);
+    let timeout = settings.map_or(Duration::from_secs(30), |s| s.http_body_timeout);
     let too_large = || {
         Problem::new(
             poem::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -174,11 +175,29 @@ pub async fn read_limited(request: &Request, body: &mut RequestBody) -> Result<V
         return Err(too_large());
     }
     let mut bytes = Vec::with_capacity(announced.map_or(1024, |n| n as usize));
-    (&mut reader)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|_| Problem::bad_request("INVALID_JSON", "The request body could not be read."))?;
+    // A body that trickles in must not hold the connection (and a request slot) for longer than
+    // HTTP_BODY_TIMEOUT.
+    let mut limited = (&mut reader).take(limit as u64 + 1);
+    match tokio::time::timeout(timeout, limited.read_to_end(&mut bytes)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => {
+            return Err(Problem::bad_request(
+                "INVALID_JSON",
+                "The request body could not be read.",
+            ));
+        }
+        Err(_) => {
+            return Err(Problem::new(
+                poem::http::StatusCode::REQUEST_TIMEOUT,
+                "REQUEST_TIMEOUT",
+                format!(
+                    "The request body did not arrive within {}.",
+                    humantime::format_duration(timeout)
+                ),
+            )
+            .closing());
+        }
+    }
     if bytes.len() > limit {
         drain_briefly(&mut reader).await;
         return Err(too_large());

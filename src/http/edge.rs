@@ -28,6 +28,7 @@ use uuid::Uuid;
 use super::{
     problem::{FieldError, Problem},
     routes::AllowedMethods,
+    server::OverflowConnection,
 };
 use crate::{
     auth::jwt::Claims, cache::ratelimit::Decision, metrics, state::AppState, telemetry::REQUEST_ID,
@@ -39,6 +40,17 @@ const X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-ty
 const REFERRER_POLICY: HeaderName = HeaderName::from_static("referrer-policy");
 const X_FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
 const STRICT_TRANSPORT_SECURITY: HeaderName = HeaderName::from_static("strict-transport-security");
+
+/// Methods some route answers; any other is 501 (a known one a path lacks is 405).
+const IMPLEMENTED_METHODS: [Method; 7] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+];
 
 /// Longest request-target (path and query) served; longer is 414.
 pub const MAX_URI_BYTES: usize = 8192;
@@ -226,6 +238,39 @@ impl<E> EdgeEndpoint<E> {
     fn admit(&self, req: &Request) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Problem> {
         let path = req.uri().path();
         let exempt = is_exempt(path);
+        if req.extensions().get::<OverflowConnection>().is_some() && !path.starts_with("/health") {
+            metrics::record_overload();
+            return Err(Problem::unavailable(
+                "Too many open connections; retry shortly.",
+                Duration::from_secs(1),
+            )
+            .closing());
+        }
+        let method = req.method();
+        if !IMPLEMENTED_METHODS.contains(method) {
+            return Err(Problem::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "NOT_IMPLEMENTED",
+                format!("The {method} method is not implemented by this server."),
+            )
+            .closing());
+        }
+        // (Only where the operation exists: an unknown path or method stays 404 / 405.)
+        if matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+            && !req.headers().contains_key(header::CONTENT_LENGTH)
+            && !req.headers().contains_key(header::TRANSFER_ENCODING)
+            && self.allowed.allows(path, method.as_str())
+        {
+            return Err(Problem::new(
+                StatusCode::LENGTH_REQUIRED,
+                "LENGTH_REQUIRED",
+                format!(
+                    "A {method} needs a `Content-Length` (or a chunked body), even when empty."
+                ),
+            )
+            // Whatever body followed cannot be told from the next request.
+            .closing());
+        }
         if !exempt && self.state.lifecycle.is_draining() {
             return Err(Problem::unavailable(
                 "The service is shutting down; retry on another instance.",

@@ -13,6 +13,7 @@ pub mod problem;
 pub mod problem_codes;
 pub mod rate_limit;
 pub mod routes;
+pub mod server;
 pub mod spec;
 pub mod types;
 

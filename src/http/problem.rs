@@ -109,6 +109,9 @@ pub struct ProblemDetails {
     pub cause: Option<String>,
     /// The route template, when the error happened inside a matched route.
     pub route: Option<String>,
+    /// Close the connection after this answer (`Connection: close`): the request was not read
+    /// whole, or the connection must not be kept.
+    pub close: bool,
 }
 
 impl Problem {
@@ -123,7 +126,14 @@ impl Problem {
             rate_limit: None,
             cause: None,
             route: None,
+            close: false,
         }))
+    }
+
+    /// Closes the connection after this answer.
+    pub fn closing(mut self) -> Self {
+        self.close = true;
+        self
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
@@ -187,6 +197,9 @@ impl Problem {
             .and_then(|a| HeaderValue::from_str(a).ok())
         {
             headers.insert(header::ALLOW, allow);
+        }
+        if self.close {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
@@ -437,7 +450,13 @@ fn problem_response(status: u16) -> MetaResponse {
         404 => "No such resource.",
         405 => "Method not allowed for this path (`Allow` lists the allowed ones).",
         406 => "The `Accept` header excludes JSON (`NOT_ACCEPTABLE`).",
+        408 => {
+            "The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed."
+        }
         409 => "Conflict with the current state.",
+        411 => {
+            "Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body."
+        }
         412 => "The `If-Match` / `If-None-Match` precondition failed (`PRECONDITION_FAILED`).",
         413 => "The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`).",
         415 => "Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`).",

@@ -32,6 +32,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "INTERNAL_ERROR",
         "An unexpected error; quote the `requestId` when reporting it.",
     ),
+    (
+        "HTTP_VERSION_NOT_SUPPORTED",
+        "The request line names an HTTP version other than 1.0 or 1.1.",
+    ),
     ("INVALID_CREDENTIALS", "The email or password is wrong."),
     (
         "INVALID_CURSOR",
@@ -50,12 +54,20 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "The refresh token is unknown, expired or revoked.",
     ),
     (
+        "LENGTH_REQUIRED",
+        "A POST, PUT or PATCH without `Content-Length` or a chunked body.",
+    ),
+    (
         "METHOD_NOT_ALLOWED",
         "The path exists, but not with this method (`Allow` lists them).",
     ),
     ("MISSING_FIELD", "A required body field is absent."),
     ("NOT_ACCEPTABLE", "The `Accept` header excludes JSON."),
     ("NOT_FOUND", "No such route."),
+    (
+        "NOT_IMPLEMENTED",
+        "A method the server implements on no path (e.g. `FOO`, `CONNECT`).",
+    ),
     (
         "PAYLOAD_TOO_LARGE",
         "The body is larger than the configured limit.",
@@ -73,6 +85,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "Too many requests; retry after `Retry-After`.",
     ),
     ("READ_ONLY_FIELD", "The body sets a server-managed field."),
+    (
+        "REQUEST_TIMEOUT",
+        "The request body did not arrive within `HTTP_BODY_TIMEOUT`.",
+    ),
     (
         "REFRESH_TOKEN_REUSED",
         "A rotated-away refresh token was presented again; every session of the user is revoked.",
@@ -153,8 +169,10 @@ fn default_codes(
         401 => &["UNAUTHENTICATED"],
         403 => &["FORBIDDEN"],
         406 => &["NOT_ACCEPTABLE"],
+        408 => &["REQUEST_TIMEOUT"],
         409 => &["CONFLICT"],
         412 => &["PRECONDITION_FAILED"],
+        411 => &["LENGTH_REQUIRED"],
         413 => &["PAYLOAD_TOO_LARGE"],
         415 => &["UNSUPPORTED_MEDIA_TYPE"],
         422 => &["IDEMPOTENCY_KEY_REUSED"],
@@ -252,6 +270,8 @@ mod tests {
         // Raised by the edge for requests no operation matched, or for malformed requests.
         let framework = [
             "BAD_REQUEST",
+            "HTTP_VERSION_NOT_SUPPORTED",
+            "NOT_IMPLEMENTED",
             "METHOD_NOT_ALLOWED",
             "NOT_FOUND",
             "URI_TOO_LONG",
@@ -278,6 +298,7 @@ mod tests {
             include_str!("body.rs"),
             include_str!("edge.rs"),
             include_str!("idempotency.rs"),
+            include_str!("server.rs"),
         ];
         let code = regex::Regex::new(r#""([A-Z]+(?:_[A-Z]+)+)""#).unwrap();
         for source in sources {

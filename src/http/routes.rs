@@ -97,6 +97,12 @@ impl AllowedMethods {
         self.matching(path).map(|t| t.allow.clone())
     }
 
+    /// Whether the spec has an operation for `method` on this path.
+    pub fn allows(&self, path: &str, method: &str) -> bool {
+        self.matching(path)
+            .is_some_and(|t| t.allow.split(", ").any(|m| m == method))
+    }
+
     /// The spec's template for a concrete path.
     pub fn template_for(&self, path: &str) -> Option<&'static str> {
         self.matching(path).map(|t| t.path)

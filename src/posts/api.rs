@@ -119,8 +119,8 @@ pub enum DeletePostResponse {
 
 error_statuses!(ListPostsErrors: 400, 401, 429);
 error_statuses!(GetPostErrors: 400, 401, 404, 429);
-error_statuses!(CreatePostErrors: 400, 401, 409, 413, 415, 422, 429);
-error_statuses!(UpdatePostErrors: 400, 401, 403, 404, 409, 412, 413, 415, 429);
+error_statuses!(CreatePostErrors: 400, 401, 408, 409, 411, 413, 415, 422, 429);
+error_statuses!(UpdatePostErrors: 400, 401, 403, 404, 408, 409, 411, 412, 413, 415, 429);
 error_statuses!(DeletePostErrors: 400, 401, 403, 409, 412, 429);
 
 pub struct PostsApi;

@@ -96,7 +96,7 @@ pub enum UserListResponse {
 error_statuses!(MeErrors: 401, 429);
 error_statuses!(ListUsersErrors: 400, 401, 403, 429);
 error_statuses!(GetUserErrors: 400, 401, 403, 404, 429);
-error_statuses!(PatchUserErrors: 400, 401, 403, 404, 409, 412, 413, 415, 429);
+error_statuses!(PatchUserErrors: 400, 401, 403, 404, 408, 409, 411, 412, 413, 415, 429);
 
 pub struct UsersApi;
 

@@ -338,6 +338,8 @@ async fn refresh_works_from_the_cookie_alone_as_a_browser_sends_it() {
     let token = session["refreshToken"].as_str().unwrap();
     let response = app
         .post("/v1/auth/refresh")
+        // As a browser sends a bodiless POST: `Content-Length: 0`, no `Content-Type`.
+        .header("content-length", "0")
         .header("cookie", format!("theme=dark; refreshToken={token}"))
         .send()
         .await
@@ -363,7 +365,11 @@ async fn unknown_missing_and_expired_refresh_tokens_are_invalid() {
     )
     .await;
     assert_problem(
-        app.post("/v1/auth/refresh").send().await.unwrap(),
+        app.post("/v1/auth/refresh")
+            .header("content-length", "0")
+            .send()
+            .await
+            .unwrap(),
         401,
         "INVALID_REFRESH_TOKEN",
     )
@@ -387,6 +393,7 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
     let token = session["refreshToken"].as_str().unwrap();
     let response = app
         .post("/v1/auth/logout")
+        .header("content-length", "0")
         .bearer_auth(session["accessToken"].as_str().unwrap())
         .header("cookie", format!("refreshToken={token}"))
         .send()
@@ -406,7 +413,12 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
     )
     .await;
 
-    let response = app.post("/v1/auth/logout").send().await.unwrap();
+    let response = app
+        .post("/v1/auth/logout")
+        .header("content-length", "0")
+        .send()
+        .await
+        .unwrap();
     let www = response.headers()["www-authenticate"]
         .to_str()
         .unwrap()

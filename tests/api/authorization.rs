@@ -133,7 +133,7 @@ async fn request(
         }
         ("POST", "/v1/posts") => app.post(template).json(&json!({"title": "Matrix post", "content": "Created by the matrix."})),
         ("GET", _) => app.get(template),
-        ("POST", _) => app.post(template),
+        ("POST", _) => app.post(template).header("content-length", "0"),
         _ => panic!("no request for {method} {template}"),
     }
 }

@@ -9,6 +9,7 @@ mod auth;
 mod authorization;
 mod cache;
 mod concurrency;
+mod connections;
 mod errors;
 mod idempotency;
 mod operations;

@@ -41,7 +41,7 @@ async fn sigterm_drains_finishes_in_flight_requests_and_exits_zero() {
         ("SHUTDOWN_DRAIN_DELAY", "700ms"),
         ("SHUTDOWN_TIMEOUT", "10s"),
     ]);
-    let client = reqwest::Client::new();
+    let client = crate::support::http_client().build().unwrap();
     assert_eq!(
         client
             .get(herald.url("/health/ready"))
@@ -68,7 +68,7 @@ async fn sigterm_drains_finishes_in_flight_requests_and_exits_zero() {
     tokio::time::sleep(Duration::from_millis(150)).await;
 
     // Draining: readiness and new requests answer 503 (a fresh connection each).
-    let fresh = reqwest::Client::builder()
+    let fresh = crate::support::http_client()
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
@@ -115,7 +115,7 @@ async fn a_load_running_across_sigint_sees_no_broken_requests() {
         let url = herald.url("/v1/posts");
         workers.push(tokio::spawn(async move {
             // Like a load balancer's client: stops sending once the instance says it drains.
-            let client = reqwest::Client::new();
+            let client = crate::support::http_client().build().unwrap();
             let (mut ok, mut draining) = (0, 0);
             loop {
                 let response = client
@@ -295,7 +295,7 @@ async fn logs_never_contain_passwords_or_tokens_but_record_requests_and_auth_eve
         ("LOG_DIR", &log_dir_text),
         ("SHUTDOWN_DRAIN_DELAY", "0s"),
     ]);
-    let client = reqwest::Client::builder()
+    let client = crate::support::http_client()
         .user_agent("herald-tests/1.0")
         .build()
         .unwrap();
@@ -328,6 +328,7 @@ async fn logs_never_contain_passwords_or_tokens_but_record_requests_and_auth_eve
     secrets.extend([access.clone(), refresh.clone()]);
     let rotated: Value = client
         .post(herald.url("/v1/auth/refresh"))
+        .header("content-length", "0")
         .header("cookie", format!("refreshToken={refresh}"))
         .send()
         .await
@@ -369,6 +370,7 @@ async fn logs_never_contain_passwords_or_tokens_but_record_requests_and_auth_eve
         .unwrap();
     client
         .post(herald.url("/v1/auth/logout"))
+        .header("content-length", "0")
         .bearer_auth(&access)
         .send()
         .await

@@ -65,7 +65,7 @@ const PASSWORD: &str = "scale-out-password";
 async fn scale_out_three_instances_behind_nginx_share_limits_and_caches_and_lose_no_acknowledged_write()
  {
     let cluster = Cluster::start().await;
-    let client = Client::builder()
+    let client = crate::support::http_client()
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(20))
         .build()

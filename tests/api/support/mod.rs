@@ -62,6 +62,17 @@ fn init_logs() {
     });
 }
 
+/// A reqwest client builder for tests. Building the whole workspace unifies reqwest's features
+/// with the Rust SDK's (rustls without a built-in crypto provider), so the provider is installed
+/// here, once per process, before any client is built.
+pub fn http_client() -> reqwest::ClientBuilder {
+    static PROVIDER: OnceLock<()> = OnceLock::new();
+    PROVIDER.get_or_init(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
 /// The migrated template every test database is cloned from, named after a hash of the
 /// migrations so a changed migration gets a fresh one.
 async fn template() -> &'static str {
@@ -331,7 +342,7 @@ impl TestApp {
         let base = format!("http://{}", server.addr);
         Self {
             base,
-            client: reqwest::Client::builder()
+            client: http_client()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),

@@ -13,7 +13,7 @@ use std::{
 
 use reqwest::{
     Method, Request, Response, StatusCode,
-    header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER},
+    header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER},
 };
 
 use super::{
@@ -84,6 +84,15 @@ impl Runtime {
                 HeaderValue::from_static("application/merge-patch+json"),
             );
         }
+        // reqwest sends no `Content-Length` for a bodiless POST; Herald answers that with 411,
+        // as the contract says. Send what a browser sends: `Content-Length: 0`.
+        if matches!(method, Method::POST | Method::PUT | Method::PATCH) && request.body().is_none()
+        {
+            request
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+        let headers = request.headers_mut();
         let keyed = method == Method::POST && self.config.keyed.contains(&operation);
         if method == Method::POST
             && !headers.contains_key("idempotency-key")
