@@ -588,3 +588,86 @@ async fn a_login_upgrades_a_hash_made_with_older_parameters() {
         "the new hash verifies"
     );
 }
+
+/// A token signed like the app's (development secret), with the given expiry.
+fn token_expiring_at(user: &crate::support::TestUser, exp: u64) -> String {
+    let claims = herald::auth::jwt::Claims {
+        sub: user.id,
+        email: user.email.clone(),
+        username: user.username.clone(),
+        role: Role::User,
+        iat: exp.saturating_sub(900),
+        exp,
+        iss: "herald".into(),
+        aud: "herald-api".into(),
+        jti: uuid::Uuid::now_v7(),
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(herald::config::DEV_JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// The verified-token cache skips the signature check for a token seen in the last minute; it
+/// must still refuse the token once it expires, while it is remembered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remembered_access_token_is_refused_once_it_expires() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User).await;
+    // Expired 3 s ago: still inside the 5 s leeway, so accepted (and remembered) now.
+    let now = jsonwebtoken::get_current_timestamp();
+    let token = token_expiring_at(&user, now - 3);
+    let me = || app.get("/v1/users/me").bearer_auth(&token).send();
+    assert_eq!(me().await.unwrap().status(), 200);
+    assert_eq!(
+        app.state.jwt.remembered(),
+        1,
+        "remembered after the first use"
+    );
+    // Wait for the leeway to run out (the clock, not a guess: poll until it has).
+    while jsonwebtoken::get_current_timestamp() <= now - 3 + 5 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_problem(me().await.unwrap(), 401, "UNAUTHENTICATED").await;
+}
+
+/// However many distinct tokens arrive, the cache holds at most its bound.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_verified_token_cache_is_bounded() {
+    let app = TestApp::with(Options::default().env("RATE_LIMIT_ENABLED", "false")).await;
+    let user = app.user(Role::User).await;
+    let bound = herald::auth::jwt::MAX_REMEMBERED_TOKENS;
+    let exp = jsonwebtoken::get_current_timestamp() + 600;
+    let tokens: Vec<String> = (0..bound + 500)
+        .map(|_| token_expiring_at(&user, exp))
+        .collect();
+    let requests = futures::StreamExt::buffer_unordered(
+        futures::stream::iter(tokens.iter().map(|token| {
+            let request = app.get("/v1/users/me").bearer_auth(token).send();
+            async move { request.await.unwrap().status().as_u16() }
+        })),
+        32,
+    );
+    let statuses: Vec<u16> = futures::StreamExt::collect(requests).await;
+    assert!(statuses.iter().all(|s| *s == 200));
+    let metrics = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let cached: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("herald_verified_tokens_cached "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("herald_verified_tokens_cached in /metrics");
+    println!(
+        "{} distinct tokens, {cached} remembered (bound {bound})",
+        bound + 500
+    );
+    assert!(cached <= bound as f64 && cached >= 1.0, "{cached}");
+}
