@@ -60,15 +60,65 @@ pub enum AppError {
     /// A dependency (database, pool) cannot serve now; the client should retry later.
     #[error("service unavailable: {0}")]
     Unavailable(String),
-    /// A bug or an unexpected failure: logged with its cause, answered opaquely.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A bug or an unexpected failure: logged once at the edge with its whole cause chain,
+    /// answered opaquely.
+    #[error("internal error: {context}")]
+    Internal {
+        /// What was being done.
+        context: String,
+        /// What failed, with its own causes.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
-    pub fn internal(err: impl std::fmt::Display) -> Self {
-        Self::Internal(err.to_string())
+    /// An unexpected failure with no underlying error value.
+    pub fn internal(context: impl std::fmt::Display) -> Self {
+        Self::Internal {
+            context: context.to_string(),
+            source: None,
+        }
+    }
+
+    /// An unexpected failure caused by `source` (kept, with its chain, for the log).
+    pub fn internal_from(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Internal {
+            context: context.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// This error and every cause under it, `: `-separated (what the edge logs for a 5xx).
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(err) = cause {
+            text.push_str(": ");
+            text.push_str(&err.to_string());
+            cause = err.source();
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_chain() {
+        let io = std::io::Error::other("disk on fire");
+        let err = AppError::internal_from("writing the export", io);
+        assert_eq!(
+            err.chain(),
+            "internal error: writing the export: disk on fire"
+        );
+        assert!(std::error::Error::source(&err).is_some());
     }
 }

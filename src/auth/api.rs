@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use poem::{Request, web::Data};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Serialize;
@@ -252,7 +253,7 @@ fn session_response<S>(
         refresh_token: session.refresh_token,
         user: SessionUser {
             id: session.user.id,
-            role: session.user.role(),
+            role: session.user.role,
             email: session.user.email,
             username: session.user.username,
         },
@@ -262,23 +263,25 @@ fn session_response<S>(
 
 /// The refresh cookie: HttpOnly, SameSite=Strict, only sent to `/v1/auth`, Secure in production.
 fn cookie(settings: &Settings, value: &str, max_age: u64) -> String {
-    let secure = if settings.is_production() {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{REFRESH_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/v1/auth; Max-Age={max_age}{secure}"
-    )
+    let mut cookie = Cookie::new_with_str(REFRESH_COOKIE, value);
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Strict);
+    cookie.set_path("/v1/auth");
+    cookie.set_max_age(std::time::Duration::from_secs(max_age));
+    if settings.is_production() {
+        cookie.set_secure(true);
+    }
+    cookie.to_string()
 }
 
+/// The `refreshToken` cookie's value, from any `Cookie` header (the first one wins, as RFC 6265
+/// orders them).
 fn refresh_cookie(req: &Request) -> Option<String> {
     req.headers()
         .get_all(poem::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == REFRESH_COOKIE && !value.is_empty())
-        .map(|(_, value)| value.to_string())
+        .filter_map(|v| v.parse::<CookieJar>().ok()?.get(REFRESH_COOKIE))
+        .map(|cookie| cookie.value_str().to_string())
+        .find(|value| !value.is_empty())
 }

@@ -102,7 +102,7 @@ impl JwtKeys {
             jti: Uuid::now_v7(),
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| AppError::internal(format!("signing an access token: {e}")))
+            .map_err(|e| AppError::internal_from("signing an access token", e))
     }
 
     /// How many verified tokens are remembered now (bounded by `MAX_REMEMBERED_TOKENS`).

@@ -112,7 +112,7 @@ impl PasswordHasher {
             (result, memory)
         })
         .await
-        .map_err(|e| AppError::internal(format!("password hashing task failed: {e}")))?;
+        .map_err(|e| AppError::internal_from("password hashing task failed", e))?;
         if let Ok(mut buffers) = self.buffers.lock() {
             buffers.push(memory);
         }

@@ -24,21 +24,32 @@ impl Role {
         }
     }
 
-    /// The role stored in the database (constrained by a CHECK, so anything else is a bug).
-    pub fn from_db(text: &str) -> Role {
-        match text {
-            "ADMIN" => Role::Admin,
-            "MODERATOR" => Role::Moderator,
-            _ => Role::User,
-        }
-    }
-
     pub fn can(self, permission: Permission) -> bool {
         use Permission::*;
         match self {
             Role::Admin => true,
             Role::Moderator => matches!(permission, SeeAllDrafts | EditAnyPost | DeleteAnyPost),
             Role::User => false,
+        }
+    }
+}
+
+/// A role text that names no role (the database's CHECK should make this impossible).
+#[derive(Debug, thiserror::Error)]
+#[error("unknown role {0:?}")]
+pub struct UnknownRole(pub String);
+
+/// How a role is read from the database: an unknown one is an error (a failed row read, a 500
+/// with its cause logged), never quietly a USER.
+impl TryFrom<String> for Role {
+    type Error = UnknownRole;
+
+    fn try_from(text: String) -> Result<Self, UnknownRole> {
+        match text.as_str() {
+            "ADMIN" => Ok(Role::Admin),
+            "MODERATOR" => Ok(Role::Moderator),
+            "USER" => Ok(Role::User),
+            _ => Err(UnknownRole(text)),
         }
     }
 }
@@ -121,7 +132,10 @@ mod tests {
     #[test]
     fn roles_round_trip_through_the_database_text() {
         for role in [Role::Admin, Role::Moderator, Role::User] {
-            assert_eq!(Role::from_db(role.as_str()), role);
+            assert_eq!(Role::try_from(role.as_str().to_string()).unwrap(), role);
+        }
+        for unknown in ["SUPERUSER", "admin", ""] {
+            assert!(Role::try_from(unknown.to_string()).is_err(), "{unknown:?}");
         }
     }
 }

@@ -262,7 +262,7 @@ fn session(state: &AppState, user: UserRow, refresh_token: String) -> AppResult<
         id: user.id,
         email: &user.email,
         username: &user.username,
-        role: user.role(),
+        role: user.role,
     })?;
     Ok(Session {
         access_token,

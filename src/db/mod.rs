@@ -198,7 +198,7 @@ impl From<DieselError> for AppError {
                 AppError::Unavailable(err.to_string())
             }
             DieselError::BrokenTransactionManager => AppError::Unavailable(err.to_string()),
-            _ => AppError::Internal(format!("database: {err}")),
+            _ => AppError::internal_from("database", err),
         }
     }
 }
@@ -211,7 +211,7 @@ pub async fn run_migrations(database_url: &str) -> Result<usize, AppError> {
     let mut harness = AsyncMigrationHarness::new(conn);
     let applied = harness
         .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| AppError::Internal(format!("migration failed: {e}")))?;
+        .map_err(|e| AppError::internal(format!("migration failed: {e}")))?;
     Ok(applied.len())
 }
 

@@ -26,7 +26,7 @@ impl<T: Serialize> JsonBytes<T> {
     pub fn new(value: &T) -> Result<Self, AppError> {
         serde_json::to_vec(value)
             .map(|v| Self::from_bytes(Bytes::from(v)))
-            .map_err(|e| AppError::internal(format!("serializing a response: {e}")))
+            .map_err(|e| AppError::internal_from("serializing a response", e))
     }
 }
 

@@ -346,13 +346,13 @@ impl From<AppError> for Problem {
                 problem.cause = Some(cause);
                 problem
             }
-            AppError::Internal(cause) => {
+            internal @ AppError::Internal { .. } => {
                 let mut problem = Problem::new(
                     S::INTERNAL_SERVER_ERROR,
                     "INTERNAL_ERROR",
                     "An unexpected error occurred.",
                 );
-                problem.cause = Some(cause);
+                problem.cause = Some(internal.chain());
                 problem
             }
         }
@@ -551,7 +551,7 @@ mod tests {
 
     #[test]
     fn internal_errors_are_opaque() {
-        let p = Problem::from(AppError::Internal("secret table name".into()));
+        let p = Problem::from(AppError::internal("secret table name"));
         assert!(!p.detail.contains("secret"));
         assert_eq!(p.code, "INTERNAL_ERROR");
     }

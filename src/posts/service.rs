@@ -66,7 +66,7 @@ fn visible(viewer: Option<&Actor>, row: &PostRow) -> bool {
 fn render(post: &Post) -> AppResult<Bytes> {
     serde_json::to_vec(post)
         .map(Bytes::from)
-        .map_err(|e| AppError::internal(format!("serializing a post: {e}")))
+        .map_err(|e| AppError::internal_from("serializing a post", e))
 }
 
 pub async fn get(state: &AppState, viewer: Option<&Actor>, id: Uuid) -> AppResult<Rendered> {
@@ -200,7 +200,7 @@ pub async fn list(
     };
     let body = serde_json::to_vec(&page)
         .map(Bytes::from)
-        .map_err(|e| AppError::internal(format!("serializing a page: {e}")))?;
+        .map_err(|e| AppError::internal_from("serializing a page", e))?;
     if let (Some(key), Some(token)) = (&cache_key, token) {
         state.cache.put_list(key, body.clone(), token);
     }

@@ -172,7 +172,13 @@ mod tests {
         let sink = CapturedOutput::default();
         let (mut writer, _guard) = batched(sink.clone());
         writer.write_all(b"one line\n").unwrap();
-        std::thread::sleep(FLUSH_EVERY * 4);
+        // Nothing else is written: only the periodic flush can deliver the line. Wait for it
+        // (a liveness bound, far above FLUSH_EVERY) rather than sleep a guessed time.
+        let started = std::time::Instant::now();
+        while sink.text().is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(10), "never flushed");
+            std::thread::sleep(FLUSH_EVERY / 5);
+        }
         assert_eq!(sink.text(), "one line\n");
     }
 }

@@ -120,17 +120,12 @@ pub struct UserRow {
     pub password_hash: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
-    pub role: String,
+    #[diesel(deserialize_as = String)]
+    pub role: Role,
     pub is_active: bool,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl UserRow {
-    pub fn role(&self) -> Role {
-        Role::from_db(&self.role)
-    }
 }
 
 #[derive(Debug, Insertable)]
@@ -171,7 +166,7 @@ impl From<UserRow> for User {
     fn from(row: UserRow) -> Self {
         Self {
             etag: etag_of(row.version, row.updated_at),
-            role: row.role(),
+            role: row.role,
             id: row.id,
             email: row.email,
             username: row.username,

@@ -53,19 +53,34 @@ async fn sigterm_drains_finishes_in_flight_requests_and_exits_zero() {
     );
 
     let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let (on_the_wire, sent) = tokio::sync::oneshot::channel::<()>();
     let slow = tokio::spawn(
         client
             .post(herald.url("/v1/posts"))
             .bearer_auth(&token)
             .header("content-type", "application/json")
             .body(async_stream_body(async move {
+                // The head and the first half of the body are on the wire.
+                let _ = on_the_wire.send(());
                 let _ = released.await;
             }))
             .send(),
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    sent.await.unwrap();
     herald.signal("TERM");
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Wait for the drain to begin (readiness turns 503) instead of guessing how long it takes.
+    let started = Instant::now();
+    while client
+        .get(herald.url("/health/ready"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        == StatusCode::OK
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "never drained");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     // Draining: readiness and new requests answer 503 (a fresh connection each).
     let fresh = crate::support::http_client()
@@ -110,9 +125,11 @@ async fn a_load_running_across_sigint_sees_no_broken_requests() {
         ("RATE_LIMIT_GLOBAL", "1000000/1m"),
     ]);
     let started = Instant::now();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..8 {
         let url = herald.url("/v1/posts");
+        let served = served.clone();
         workers.push(tokio::spawn(async move {
             // Like a load balancer's client: stops sending once the instance says it drains.
             let client = crate::support::http_client().build().unwrap();
@@ -124,7 +141,10 @@ async fn a_load_running_across_sigint_sees_no_broken_requests() {
                     .await
                     .map_err(|e| format!("{e:?}"))?;
                 match response.status().as_u16() {
-                    200 => ok += 1,
+                    200 => {
+                        ok += 1;
+                        served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     503 => {
                         draining += 1;
                         break;
@@ -139,7 +159,14 @@ async fn a_load_running_across_sigint_sees_no_broken_requests() {
             Ok::<_, String>((ok, draining))
         }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Signal once every worker is under way (the load is running), not after a guessed delay.
+    while served.load(std::sync::atomic::Ordering::Relaxed) < 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "load never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     herald.signal("INT");
     let mut total = 0;
     for worker in workers {
@@ -203,6 +230,7 @@ async fn a_database_outage_gives_fast_503s_keeps_cached_reads_and_recovers() {
         {
             break cut.elapsed();
         }
+        // behaviour.md's own bound ("turns 503 within 2 seconds"), a contract, not a speed claim.
         assert!(
             cut.elapsed() < Duration::from_secs(2),
             "readiness still 200 two seconds into the outage"

@@ -74,7 +74,7 @@ pub fn http_client() -> reqwest::ClientBuilder {
 }
 
 /// The migrated template every test database is cloned from, named after a hash of the
-/// migrations so a changed migration gets a fresh one.
+/// migrations so a changed migration gets a fresh one (and after the run, see below).
 async fn template() -> &'static str {
     static TEMPLATE: OnceCell<String> = OnceCell::const_new();
     TEMPLATE
@@ -91,8 +91,20 @@ async fn template() -> &'static str {
                 hash.update(std::fs::read(entry.join("up.sql")).unwrap_or_default());
             }
             let digest = hash.finalize();
+            // `scripts/test` names its run (HERALD_TEST_RUN) so that it drops only its own
+            // template at the end, never one a concurrent run is cloning from.
+            let run = std::env::var("HERALD_TEST_RUN")
+                .ok()
+                .map(|r| {
+                    r.chars()
+                        .filter(char::is_ascii_alphanumeric)
+                        .take(20)
+                        .collect::<String>()
+                })
+                .filter(|r| !r.is_empty())
+                .map_or(String::new(), |r| format!("_{r}"));
             let name = format!(
-                "herald_tpl_{}",
+                "herald_tpl_{}{run}",
                 digest[..6]
                     .iter()
                     .map(|b| format!("{b:02x}"))
