@@ -15,6 +15,7 @@ use crate::{
     cache::{Cache, ratelimit::RateLimiter, redis::Redis},
     config::Settings,
     db::{self, Db},
+    docs::{self, DocumentLink},
     error::AppError,
     housekeeping,
     http::{
@@ -106,7 +107,21 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
             static_body(json.to_string(), "application/json"),
         )
         .at("/openapi.yaml", static_body(yaml, "application/yaml"))
-        .at("/docs", docs_page(&json, |s| s.swagger_ui_html()))
+        .at(
+            "/docs",
+            make_sync(|_| {
+                let page = docs::swagger_page(
+                    &spec::service().swagger_ui_html(),
+                    &[DocumentLink {
+                        name: "v1",
+                        url: "/openapi.json",
+                    }],
+                );
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+                    .body(page)
+            }),
+        )
         .at("/redoc", docs_page(&json, |s| s.redoc_html()))
         .at("/scalar", docs_page(&json, |s| s.scalar_html()))
         .at(

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod db;
+pub mod docs;
 pub mod error;
 pub mod health;
 pub mod housekeeping;

@@ -67,6 +67,39 @@ try {
   await page.goto(`${baseUrl}/docs`, { waitUntil: "load" });
   await page.locator(".swagger-ui .information-container").waitFor();
 
+  step("the first screen says how to get a token");
+  const intro = await page.locator(".herald-intro").innerText();
+  if (!intro.includes("user1@example.com") || !intro.includes("Authorize")) {
+    throw new Error(`the first screen does not say how to get a token: ${intro}`);
+  }
+
+  step("tags in a newcomer's order, operations in CRUD order");
+  const tags = await page
+    .locator(".swagger-ui .opblock-tag")
+    .evaluateAll((els) => els.map((e) => e.getAttribute("data-tag")));
+  const expectedTags = ["Auth", "Posts", "Users", "Airports"];
+  const seen = tags.filter((t) => expectedTags.includes(t) || t === "Health");
+  if (JSON.stringify(seen) !== JSON.stringify([...expectedTags, "Health"])) {
+    throw new Error(`tags are shown as ${JSON.stringify(tags)}`);
+  }
+  const postOps = await page
+    .locator(".swagger-ui .opblock-tag-section")
+    .filter({ has: page.locator('[data-tag="Posts"]') })
+    .locator(".opblock")
+    .evaluateAll((els) => els.map((e) => e.id.replace(/^operations-Posts-/, "")));
+  const crud = ["create_post", "list_posts", "get_post", "update_post", "delete_post"];
+  if (JSON.stringify(postOps) !== JSON.stringify(crud)) {
+    throw new Error(`Posts operations are shown as ${JSON.stringify(postOps)}, not ${JSON.stringify(crud)}`);
+  }
+  const authOps = await page
+    .locator(".swagger-ui .opblock-tag-section")
+    .filter({ has: page.locator('[data-tag="Auth"]') })
+    .locator(".opblock")
+    .evaluateAll((els) => els.map((e) => e.id.replace(/^operations-Auth-/, "")));
+  if (authOps[0] !== "register_user" || authOps[1] !== "login_user") {
+    throw new Error(`Auth operations are shown as ${JSON.stringify(authOps)}`);
+  }
+
   step('click "Authorize" and enter the bearer token');
   await page.locator(".swagger-ui .auth-wrapper button.authorize").click();
   const dialog = page.locator(".swagger-ui .dialog-ux .modal-ux");
@@ -92,7 +125,26 @@ try {
   if (meRequestAuth !== `Bearer ${accessToken}`) {
     throw new Error(`the UI's request carried Authorization ${JSON.stringify(meRequestAuth)}, not the token`);
   }
-  console.log(`docs_browser: OK (Swagger UI: Authorize → GET /v1/users/me → ${statusText}, body has ${email})`);
+
+  step("reload: the token is kept");
+  meRequestAuth = null;
+  await page.reload({ waitUntil: "load" });
+  await page.locator(".swagger-ui .information-container").waitFor();
+  const again = page.locator("#operations-Users-get_current_user");
+  await again.waitFor();
+  // Deep linking may reopen the operation expanded; open it only if it is not.
+  if (!(await again.locator("button.try-out__btn").isVisible())) {
+    await again.locator(".opblock-summary").first().click();
+  }
+  await again.locator("button.try-out__btn").click();
+  await again.locator("button.execute").click();
+  const statusAgain = again.locator(".live-responses-table .response .response-col_status").first();
+  await statusAgain.waitFor();
+  const statusAgainText = (await statusAgain.innerText()).trim();
+  if (!/^200\b/.test(statusAgainText) || meRequestAuth !== `Bearer ${accessToken}`) {
+    throw new Error(`after a reload the UI sent Authorization ${JSON.stringify(meRequestAuth)} and got ${statusAgainText}`);
+  }
+  console.log(`docs_browser: OK (first screen, tag and CRUD order; Authorize → GET /v1/users/me → ${statusText}, body has ${email}; token kept across a reload)`);
 } catch (error) {
   failed = true;
   const shot = join(tmpdir(), `herald-docs-failure-${Date.now()}.png`);
