@@ -10,7 +10,7 @@
 #   TEST_DATABASE_URL   a database to connect to for CREATE/DROP DATABASE
 #                       (default postgres://herald:herald@127.0.0.1:5432/postgres)
 #   REDIS_URL           default redis://127.0.0.1:6379
-#   HERALD_SKIP_BUILD=1 use the existing target/debug/herald as it is
+#   HERALD_SKIP_BUILD=1 use the existing $CARGO_TARGET_DIR/debug/herald (default ./target) as it is
 #   HERALD_LOG_LEVEL    LOG_LEVEL for the server (default info)
 #   HERALD_LOG_KEEP     move the server log there at herald_down (otherwise it is deleted,
 #                       or kept in its scratch directory when the shell exits non-zero)
