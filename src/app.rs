@@ -3,27 +3,22 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use poem::{
-    Endpoint, EndpointExt, IntoEndpoint, Response, Route, endpoint::make_sync, http::header,
-    middleware::Cors,
-};
+use poem::{Endpoint, EndpointExt, Response, middleware::Cors};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    api,
     auth::{jwt::JwtKeys, password::PasswordHasher},
     cache::{Cache, ratelimit::RateLimiter, redis::Redis},
     config::Settings,
     db::{self, Db},
-    docs::{self, DocumentLink},
     error::AppError,
     housekeeping,
     http::{
         edge::Edge,
-        rate_limit::RateLimit,
-        routes::AllowedMethods,
         server::{self, ConnectionLimits},
-        spec,
+        version::VERSIONS,
     },
     metrics,
     state::{AppState, Lifecycle, Phase, Services},
@@ -81,6 +76,7 @@ pub fn build_state(settings: Settings) -> Result<AppState, AppError> {
             settings.cache_ttl_post,
             settings.cache_ttl_post_list,
             redis.clone(),
+            VERSIONS,
         ),
         limiter: RateLimiter::new(redis.clone()),
         jwt: Arc::new(JwtKeys::new(&settings)),
@@ -92,56 +88,23 @@ pub fn build_state(settings: Settings) -> Result<AppState, AppError> {
     }))
 }
 
-/// Every route: the API (spec operations), the spec, the docs UIs and `/metrics`, behind the
-/// edge middleware.
+/// Every route (`api::routes`: the API of every version, the documents, the docs pages and
+/// `/metrics`) behind the edge middleware.
 pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
-    let document = spec::document();
-    let json: Arc<str> = spec::json(&document).into();
-    let yaml = spec::yaml(&document);
-    let allowed = Arc::new(AllowedMethods::from_spec(&document));
-    let service = spec::service();
-    let api = service.into_endpoint().with(RateLimit);
-    let route = Route::new()
-        .at(
-            "/openapi.json",
-            static_body(json.to_string(), "application/json"),
-        )
-        .at("/openapi.yaml", static_body(yaml, "application/yaml"))
-        .at(
-            "/docs",
-            make_sync(|_| {
-                let page = docs::swagger_page(
-                    &spec::service().swagger_ui_html(),
-                    &[DocumentLink {
-                        name: "v1",
-                        url: "/openapi.json",
-                    }],
-                );
-                Response::builder()
-                    .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-                    .body(page)
-            }),
-        )
-        .at("/redoc", docs_page(&json, |s| s.redoc_html()))
-        .at("/scalar", docs_page(&json, |s| s.scalar_html()))
-        .at(
-            "/metrics",
-            poem::endpoint::make(|req: poem::Request| async move {
-                let body = req
-                    .data::<AppState>()
-                    .map(metrics::render)
-                    .unwrap_or_default();
-                Response::builder()
-                    .content_type("text/plain; version=0.0.4")
-                    .body(body)
-            }),
-        )
-        .nest("/", api);
+    let api::Routes {
+        route,
+        table,
+        path_headers,
+    } = api::routes(&state);
     let origins = &state.settings.cors_origins;
     // The edge puts `AppState` into every request; no further layers (each moves the request).
     route
         .with_if(!origins.is_empty(), cors(origins))
-        .with(Edge { state, allowed })
+        .with(Edge {
+            state,
+            allowed: Arc::new(table),
+            path_headers: Arc::new(path_headers),
+        })
 }
 
 /// CORS for the configured origins, with credentials.
@@ -173,33 +136,6 @@ fn cors(origins: &[String]) -> Cors {
             "idempotent-replayed",
         ])
         .max_age(600)
-}
-
-/// A documentation UI, built when asked for: each embeds a large JavaScript bundle, and keeping
-/// the three pages in memory would cost ~6 MiB for pages read now and then.
-fn docs_page(
-    finished_spec: &Arc<str>,
-    html: fn(&poem_openapi::OpenApiService<spec::Apis, ()>) -> String,
-) -> impl Endpoint<Output = Response> + use<> {
-    let finished_spec = finished_spec.clone();
-    make_sync(move |_| {
-        let service = spec::service();
-        // The UIs embed poem-openapi's document; show the finished one instead.
-        let page = html(&service).replacen(&service.spec(), &finished_spec, 1);
-        Response::builder()
-            .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-            .body(page)
-    })
-}
-
-fn static_body(body: String, content_type: &'static str) -> impl Endpoint<Output = Response> {
-    // `Bytes`: every response shares the one copy.
-    let body = bytes::Bytes::from(body);
-    make_sync(move |_| {
-        Response::builder()
-            .header(header::CONTENT_TYPE, content_type)
-            .body(body.clone())
-    })
 }
 
 /// Migrates (with `AUTO_MIGRATE`), binds, and serves until `shutdown` resolves; then drains.

@@ -127,6 +127,10 @@ pub struct Settings {
     /// before the listener closes, so a load balancer notices.
     pub shutdown_drain_delay: Duration,
     pub housekeeping_interval: Duration,
+    /// When v1 was (or will be) deprecated: v1 post responses carry `Deprecation`.
+    pub v1_deprecated_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When v1 may stop answering: v1 post responses carry `Sunset`.
+    pub v1_sunset: Option<chrono::DateTime<chrono::Utc>>,
     pub password_hash_concurrency: usize,
 }
 
@@ -310,6 +314,8 @@ impl Settings {
                 Duration::from_secs(24 * 3600),
                 parse_nonzero_duration,
             )?,
+            v1_deprecated_at: env.parse("V1_DEPRECATED_AT", None, parse_time)?,
+            v1_sunset: env.parse("V1_SUNSET", None, parse_time)?,
             password_hash_concurrency: env.parse(
                 "PASSWORD_HASH_CONCURRENCY",
                 cores,
@@ -368,6 +374,13 @@ fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {
         return Err("must be greater than zero".into());
     }
     Ok(duration)
+}
+
+/// An RFC 3339 time, e.g. `2026-12-01T00:00:00Z`.
+fn parse_time(text: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| Some(t.with_timezone(&chrono::Utc)))
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-12-01T00:00:00Z ({e})"))
 }
 
 fn parse_bool(text: &str) -> Result<bool, String> {
@@ -478,6 +491,7 @@ mod tests {
             ("RATE_LIMIT_GLOBAL", "10/999999d"),
             ("HTTP_HEADER_TIMEOUT", "0s"),
             ("MAX_CONNECTIONS", "none"),
+            ("V1_SUNSET", "next year"),
         ];
         for (name, value) in cases {
             let err = Settings::from_vars(&vars(&[(name, value)])).unwrap_err();

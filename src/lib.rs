@@ -6,12 +6,12 @@
 //! Redis. `config`, `error`, `telemetry` and `metrics` are shared by everyone.
 
 pub mod airports;
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod db;
-pub mod docs;
 pub mod error;
 pub mod health;
 pub mod housekeeping;

@@ -3,7 +3,12 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use herald::{app, config::Settings, db, http::spec, seed, telemetry};
+use herald::{
+    api::spec::{self, Version},
+    app,
+    config::Settings,
+    db, seed, telemetry,
+};
 
 // mimalloc instead of glibc's malloc: a request allocates many small, short-lived buffers from
 // two worker threads, where glibc's arenas cost ~10% of a cached read's CPU in profiles and keep
@@ -34,7 +39,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         posts: u64,
     },
-    /// Write the OpenAPI document to openapi/ (or stdout), or check the committed one.
+    /// Write every version's OpenAPI document to openapi/v{n}/ (or one to stdout), or check the
+    /// committed ones.
     Openapi {
         /// Exit non-zero if the files in --dir differ from what the code generates.
         #[arg(long)]
@@ -45,10 +51,19 @@ enum Command {
         /// Format for --stdout.
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
-        /// Where openapi.json and openapi.yaml live.
+        /// The version --stdout prints.
+        #[arg(long = "api-version", value_enum, default_value_t = ApiVersionArg::V1)]
+        api_version: ApiVersionArg,
+        /// Where v1/ and v2/ (each with openapi.json and openapi.yaml) live.
         #[arg(long, default_value = "openapi")]
         dir: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ApiVersionArg {
+    V1,
+    V2,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -63,10 +78,15 @@ fn main() -> ExitCode {
         check,
         stdout,
         format,
+        api_version,
         dir,
     } = &cli.command
     {
-        return openapi(*check, *stdout, *format, dir);
+        let version = match api_version {
+            ApiVersionArg::V1 => Version::V1,
+            ApiVersionArg::V2 => Version::V2,
+        };
+        return openapi(*check, stdout.then_some(version), *format, dir);
     }
     // A missing .env is fine; a malformed one is reported like any bad variable.
     if let Err(err) = dotenvy::dotenv()
@@ -132,30 +152,37 @@ async fn serve(settings: Settings) -> Result<(), String> {
     server.wait().await.map_err(|e| e.to_string())
 }
 
-fn openapi(check: bool, stdout: bool, format: Format, dir: &std::path::Path) -> ExitCode {
-    let document = spec::document();
-    let files = [
-        ("openapi.json", spec::json(&document)),
-        ("openapi.yaml", spec::yaml(&document)),
-    ];
-    if stdout {
-        let text = match format {
-            Format::Json => &files[0].1,
-            Format::Yaml => &files[1].1,
-        };
-        print!("{text}");
+fn openapi(
+    check: bool,
+    stdout: Option<Version>,
+    format: Format,
+    dir: &std::path::Path,
+) -> ExitCode {
+    if let Some(version) = stdout {
+        let document = spec::document(version);
+        match format {
+            Format::Json => print!("{}", spec::json(&document)),
+            Format::Yaml => print!("{}", spec::yaml(&document)),
+        }
         return ExitCode::SUCCESS;
     }
+    let mut files = Vec::new();
+    for version in Version::ALL {
+        let document = spec::document(version);
+        let folder = dir.join(version.name());
+        files.push((folder.join("openapi.json"), spec::json(&document)));
+        files.push((folder.join("openapi.yaml"), spec::yaml(&document)));
+    }
     if check {
-        let mut stale = Vec::new();
-        for (name, expected) in &files {
-            let path = dir.join(name);
-            if std::fs::read_to_string(&path).ok().as_deref() != Some(expected.as_str()) {
-                stale.push(path.display().to_string());
-            }
-        }
+        let stale: Vec<String> = files
+            .iter()
+            .filter(|(path, expected)| {
+                std::fs::read_to_string(path).ok().as_deref() != Some(expected.as_str())
+            })
+            .map(|(path, _)| path.display().to_string())
+            .collect();
         if stale.is_empty() {
-            println!("openapi: committed spec is up to date");
+            println!("openapi: committed documents are up to date");
             return ExitCode::SUCCESS;
         }
         eprintln!(
@@ -164,13 +191,12 @@ fn openapi(check: bool, stdout: bool, format: Format, dir: &std::path::Path) -> 
         );
         return ExitCode::FAILURE;
     }
-    if let Err(err) = std::fs::create_dir_all(dir) {
-        eprintln!("error: {}: {err}", dir.display());
-        return ExitCode::FAILURE;
-    }
-    for (name, text) in &files {
-        let path = dir.join(name);
-        if let Err(err) = std::fs::write(&path, text) {
+    for (path, text) in &files {
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(path, text));
+        if let Err(err) = written {
             eprintln!("error: {}: {err}", path.display());
             return ExitCode::FAILURE;
         }

@@ -2,6 +2,8 @@
 //! create-only (from the path), `createdAt`/`updatedAt`/`etag` are read-only, `runways` and
 //! `takeoffsPerHour` are updatable. PUT creates or replaces; PATCH upserts with merge-patch.
 
+use std::marker::PhantomData;
+
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
@@ -24,6 +26,7 @@ use crate::{
         pagination::{decode_cursor, default_limit, finish_page, page_type},
         problem::{ApiError, error_statuses},
         types::DomainString,
+        version::ApiVersion,
     },
     state::AppState,
 };
@@ -134,11 +137,11 @@ pub enum UpsertAirportResponse {
 }
 
 impl UpsertAirportResponse {
-    fn of<S>(outcome: Upserted) -> Result<Self, ApiError<S>> {
+    fn of<S, V: ApiVersion>(outcome: Upserted) -> Result<Self, ApiError<S>> {
         Ok(match outcome {
             Upserted::Created(row) => {
                 let airport = Airport::from(row);
-                let location = format!("/v1/airports/{}", airport.airport_code);
+                let location = format!("{}/airports/{}", V::PREFIX, airport.airport_code);
                 Self::Created(JsonBytes::new(&airport)?, location, airport.etag)
             }
             Upserted::Updated(row) => {
@@ -164,14 +167,21 @@ error_statuses!(GetAirportErrors: 400, 404, 429);
 error_statuses!(WriteAirportErrors: 400, 401, 403, 408, 409, 411, 412, 413, 415, 429);
 error_statuses!(DeleteAirportErrors: 400, 401, 403, 409, 412, 429);
 
-pub struct AirportsApi;
+/// Mounted once per API version (`V::PREFIX`); the same in every version.
+pub struct AirportsApi<V>(PhantomData<V>);
 
-#[OpenApi(tag = "ApiTags::Airports")]
-impl AirportsApi {
+impl<V> Default for AirportsApi<V> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Airports", prefix_path = V::PREFIX)]
+impl<V: ApiVersion> AirportsApi<V> {
     /// List airports
     ///
     /// Ordered by code, cursor-paginated.
-    #[oai(path = "/v1/airports", method = "get", operation_id = "list_airports")]
+    #[oai(path = "/airports", method = "get", operation_id = "list_airports")]
     async fn list(
         &self,
         state: Data<&AppState>,
@@ -198,9 +208,14 @@ impl AirportsApi {
             i64::from(limit.0) + 1,
         )
         .await?;
-        let (rows, next_link) = finish_page(rows, limit.0, "airport", "/v1/airports", &[], |a| {
-            a.code.clone()
-        });
+        let (rows, next_link) = finish_page(
+            rows,
+            limit.0,
+            "airport",
+            &format!("{}/airports", V::PREFIX),
+            &[],
+            |a| a.code.clone(),
+        );
         let page = AirportPage {
             data: rows.into_iter().map(Airport::from).collect(),
             next_link,
@@ -209,11 +224,7 @@ impl AirportsApi {
     }
 
     /// Get an airport
-    #[oai(
-        path = "/v1/airports/:code",
-        method = "get",
-        operation_id = "get_airport"
-    )]
+    #[oai(path = "/airports/:code", method = "get", operation_id = "get_airport")]
     async fn get(
         &self,
         state: Data<&AppState>,
@@ -234,11 +245,7 @@ impl AirportsApi {
     ///
     /// ADMIN only. 201 when created, 200 when replaced (omitted optional fields become null).
     /// `If-None-Match: *` makes it create-only; `If-Match` makes it replace-only-that-version.
-    #[oai(
-        path = "/v1/airports/:code",
-        method = "put",
-        operation_id = "put_airport"
-    )]
+    #[oai(path = "/airports/:code", method = "put", operation_id = "put_airport")]
     async fn put(
         &self,
         state: Data<&AppState>,
@@ -263,7 +270,7 @@ impl AirportsApi {
             &preconditions,
         )
         .await?;
-        UpsertAirportResponse::of(outcome)
+        UpsertAirportResponse::of::<_, V>(outcome)
     }
 
     /// Update or create an airport
@@ -271,7 +278,7 @@ impl AirportsApi {
     /// ADMIN only. JSON merge-patch upsert: 201 when it creates (then `runways` is required),
     /// 200 when it modifies. `takeoffsPerHour: null` removes the value.
     #[oai(
-        path = "/v1/airports/:code",
+        path = "/airports/:code",
         method = "patch",
         operation_id = "patch_airport"
     )]
@@ -299,14 +306,14 @@ impl AirportsApi {
             if_none_match: if_none_match.0,
         };
         let outcome = service::patch(&state, &auth.actor(), &code.0, patch, &preconditions).await?;
-        UpsertAirportResponse::of(outcome)
+        UpsertAirportResponse::of::<_, V>(outcome)
     }
 
     /// Delete an airport
     ///
     /// ADMIN only. Answers the deleted airport, or 204 when there is none.
     #[oai(
-        path = "/v1/airports/:code",
+        path = "/airports/:code",
         method = "delete",
         operation_id = "delete_airport"
     )]

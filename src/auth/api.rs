@@ -1,6 +1,6 @@
 //! `/v1/auth/*`: register, login, refresh (cookie or body), logout.
 
-use std::sync::Arc;
+use std::{marker::PhantomData, sync::Arc};
 
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use poem::{Request, web::Data};
@@ -18,6 +18,7 @@ use crate::{
         edge::RequestContext,
         json::JsonBytes,
         problem::{ApiError, error_statuses},
+        version::ApiVersion,
     },
     state::AppState,
     users::model::{Email, Password, PersonName, User, Username},
@@ -130,15 +131,22 @@ error_statuses!(LoginErrors: 400, 401, 403, 408, 411, 413, 415, 429);
 error_statuses!(RefreshErrors: 400, 401, 408, 411, 413, 415, 429);
 error_statuses!(LogoutErrors: 400, 401, 408, 411, 413, 415, 429);
 
-pub struct AuthApi;
+/// Mounted once per API version (`V::PREFIX`); the same in every version.
+pub struct AuthApi<V>(PhantomData<V>);
 
-#[OpenApi(tag = "ApiTags::Auth")]
-impl AuthApi {
+impl<V> Default for AuthApi<V> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Auth", prefix_path = V::PREFIX)]
+impl<V: ApiVersion> AuthApi<V> {
     /// Register an account
     ///
     /// Creates a `USER` account. Email and username are unique, case-insensitively.
     #[oai(
-        path = "/v1/auth/register",
+        path = "/auth/register",
         method = "post",
         operation_id = "register_user"
     )]
@@ -168,7 +176,7 @@ impl AuthApi {
         let user = User::from(row);
         Ok(RegisterResponse::Created(
             JsonBytes::new(&user)?,
-            format!("/v1/users/{}", user.id),
+            format!("{}/users/{}", V::PREFIX, user.id),
             user.etag,
         ))
     }
@@ -177,7 +185,7 @@ impl AuthApi {
     ///
     /// Exchanges email and password for an access token and a refresh token. Failed attempts are
     /// limited per client IP and email (`RATE_LIMIT_LOGIN`).
-    #[oai(path = "/v1/auth/login", method = "post", operation_id = "login_user")]
+    #[oai(path = "/auth/login", method = "post", operation_id = "login_user")]
     async fn login(
         &self,
         state: Data<&AppState>,
@@ -186,7 +194,7 @@ impl AuthApi {
     ) -> Result<SessionResponse, ApiError<LoginErrors>> {
         let session =
             service::login(&state, &body.0.email, &body.0.password, ctx.client_ip).await?;
-        session_response(&state.settings, session)
+        session_response::<_, V>(&state.settings, session)
     }
 
     /// Refresh a session
@@ -195,7 +203,7 @@ impl AuthApi {
     /// access token. Presenting a token that was already rotated away revokes every session of
     /// the account (`REFRESH_TOKEN_REUSED`).
     #[oai(
-        path = "/v1/auth/refresh",
+        path = "/auth/refresh",
         method = "post",
         operation_id = "refresh_session"
     )]
@@ -212,18 +220,14 @@ impl AuthApi {
             .or_else(|| refresh_cookie(req))
             .ok_or(crate::error::AppError::InvalidRefreshToken)?;
         let session = service::refresh(&state, &token, ctx.client_ip).await?;
-        session_response(&state.settings, session)
+        session_response::<_, V>(&state.settings, session)
     }
 
     /// Log out
     ///
     /// Revokes the session of the presented refresh token (cookie or body), or every session of
     /// the caller when none is presented, and clears the cookie.
-    #[oai(
-        path = "/v1/auth/logout",
-        method = "post",
-        operation_id = "logout_user"
-    )]
+    #[oai(path = "/auth/logout", method = "post", operation_id = "logout_user")]
     async fn logout(
         &self,
         state: Data<&AppState>,
@@ -237,15 +241,19 @@ impl AuthApi {
             .map(|b| b.refresh_token)
             .or_else(|| refresh_cookie(req));
         service::logout(&state, &auth.actor(), token.as_deref(), ctx.client_ip).await?;
-        Ok(LogoutResponse::LoggedOut(cookie(&state.settings, "", 0)))
+        Ok(LogoutResponse::LoggedOut(cookie::<V>(
+            &state.settings,
+            "",
+            0,
+        )))
     }
 }
 
-fn session_response<S>(
+fn session_response<S, V: ApiVersion>(
     settings: &Settings,
     session: service::Session,
 ) -> Result<SessionResponse, ApiError<S>> {
-    let cookie = cookie(settings, &session.refresh_token, session.refresh_expires_in);
+    let cookie = cookie::<V>(settings, &session.refresh_token, session.refresh_expires_in);
     let body = TokenResponse {
         access_token: session.access_token,
         token_type: "Bearer".into(),
@@ -261,12 +269,13 @@ fn session_response<S>(
     Ok(SessionResponse::Ok(JsonBytes::new(&body)?, cookie))
 }
 
-/// The refresh cookie: HttpOnly, SameSite=Strict, only sent to `/v1/auth`, Secure in production.
-fn cookie(settings: &Settings, value: &str, max_age: u64) -> String {
+/// The refresh cookie: HttpOnly, SameSite=Strict, only sent to the version's `/auth` paths
+/// (`/v1/auth`), Secure in production.
+fn cookie<V: ApiVersion>(settings: &Settings, value: &str, max_age: u64) -> String {
     let mut cookie = Cookie::new_with_str(REFRESH_COOKIE, value);
     cookie.set_http_only(true);
     cookie.set_same_site(SameSite::Strict);
-    cookie.set_path("/v1/auth");
+    cookie.set_path(format!("{}/auth", V::PREFIX));
     cookie.set_max_age(std::time::Duration::from_secs(max_age));
     if settings.is_production() {
         cookie.set_secure(true);

@@ -1,6 +1,9 @@
 //! The response cache for public post data (post detail and published list pages), and the
 //! rate limiter (`ratelimit`). Only this folder knows Redis.
 //!
+//! A post is cached once per representation (`views`: the API versions' names); the views of
+//! one post share its versioned invalidation, so a write invalidates all of them at once.
+//!
 //! Two tiers: an in-process moka tier in front of Redis. Every write invalidates what it
 //! changed: the detail key directly (a versioned tombstone, so a slow reader cannot put an older
 //! copy back) and all list pages at once through a generation counter that is part of their
@@ -102,7 +105,9 @@ struct Inner {
     ttl_post: Duration,
     ttl_list: Duration,
     redis: Option<Arc<Redis>>,
-    local_posts: moka::sync::Cache<Uuid, Arc<Cached>>,
+    /// The representations a post is cached in (one key each).
+    views: &'static [&'static str],
+    local_posts: moka::sync::Cache<(Uuid, &'static str), Arc<Cached>>,
     local_lists: moka::sync::Cache<String, Arc<Cached>>,
     /// Whether the in-process tier may be used: always without Redis; with Redis only while
     /// subscribed to invalidations.
@@ -135,6 +140,7 @@ impl Cache {
         ttl_post: Duration,
         ttl_list: Duration,
         redis: Option<Arc<Redis>>,
+        views: &'static [&'static str],
     ) -> Self {
         let local_ready = redis.is_none();
         Self {
@@ -154,6 +160,7 @@ impl Cache {
                     .time_to_live(ttl_list)
                     .build(),
                 redis,
+                views,
                 local_ready: AtomicBool::new(local_ready),
                 epoch: AtomicU64::new(0),
                 pending: Mutex::new(Pending::default()),
@@ -221,13 +228,17 @@ impl Cache {
 
     // ---- post detail -------------------------------------------------------------------
 
-    pub async fn get_post(&self, id: Uuid) -> (Option<Arc<Cached>>, CacheStatus, FillToken) {
+    pub async fn get_post(
+        &self,
+        id: Uuid,
+        view: &'static str,
+    ) -> (Option<Arc<Cached>>, CacheStatus, FillToken) {
         let token = self.token(0);
         if !self.usable() {
             return (None, CacheStatus::Bypass, token);
         }
         if self.local_ready()
-            && let Some(hit) = self.inner.local_posts.get(&id)
+            && let Some(hit) = self.inner.local_posts.get(&(id, view))
         {
             return (Some(hit), CacheStatus::Hit, token);
         }
@@ -237,7 +248,7 @@ impl Cache {
         let found: Option<Option<Vec<u8>>> = redis
             .cmd(
                 "cache.get_post",
-                ::redis::cmd("GET").arg(redis.key(&format!("post:{id}"))),
+                ::redis::cmd("GET").arg(redis.key(&post_key(id, view))),
             )
             .await;
         match found {
@@ -245,7 +256,7 @@ impl Cache {
             Some(raw) => match raw.as_deref().and_then(decode_entry) {
                 Some(entry) => {
                     let entry = Arc::new(entry);
-                    self.fill_local_post(id, entry.clone(), token);
+                    self.fill_local_post(id, view, entry.clone(), token);
                     (Some(entry), CacheStatus::Hit, token)
                 }
                 None => (None, CacheStatus::Miss, token),
@@ -255,28 +266,59 @@ impl Cache {
 
     /// Stores a published post's response after a miss. `version` orders it against writers'
     /// tombstones.
-    pub fn put_post(&self, id: Uuid, version: i64, entry: Cached, token: FillToken) {
+    pub fn put_post(
+        &self,
+        id: Uuid,
+        view: &'static str,
+        version: i64,
+        entry: Cached,
+        token: FillToken,
+    ) {
         if !self.usable() {
             return;
         }
         let entry = Arc::new(entry);
-        self.fill_local_post(id, entry.clone(), token);
+        self.fill_local_post(id, view, entry.clone(), token);
         if let Some(redis) = self.inner.redis.clone() {
             let cache = self.clone();
             // Off the response path: the versioned write is safe whenever it lands.
             tokio::spawn(async move {
                 let value = encode_entry(version, Some(&entry));
                 cache
-                    .put_versioned(&redis, &format!("post:{id}"), version, value, None)
+                    .put_versioned(&redis, &post_key(id, view), version, value, None)
                     .await;
             });
         }
     }
 
-    fn fill_local_post(&self, id: Uuid, entry: Arc<Cached>, token: FillToken) {
+    fn fill_local_post(&self, id: Uuid, view: &'static str, entry: Arc<Cached>, token: FillToken) {
         if self.local_ready() && self.inner.epoch.load(Ordering::Acquire) == token.epoch {
-            self.inner.local_posts.insert(id, entry);
+            self.inner.local_posts.insert((id, view), entry);
         }
+    }
+
+    fn forget_local_post(&self, id: Uuid) {
+        for view in self.inner.views {
+            self.inner.local_posts.invalidate(&(id, *view));
+        }
+    }
+
+    /// Leaves a tombstone of `version` under every view's key of the post, and announces it to
+    /// the other instances. False when Redis could not be told.
+    async fn tombstone_post(&self, redis: &Redis, id: Uuid, version: i64) -> bool {
+        let message = format!("post:{id}");
+        let last = self.inner.views.len().saturating_sub(1);
+        for (i, view) in self.inner.views.iter().enumerate() {
+            let publish = (i == last).then_some(message.as_str());
+            let tombstone = encode_entry(version, None);
+            if !self
+                .put_versioned(redis, &post_key(id, view), version, tombstone, publish)
+                .await
+            {
+                return false;
+            }
+        }
+        true
     }
 
     /// After a post was changed or deleted (`new_version`: its version after the write;
@@ -286,16 +328,11 @@ impl Cache {
             return;
         }
         self.inner.epoch.fetch_add(1, Ordering::AcqRel);
-        self.inner.local_posts.invalidate(&id);
+        self.forget_local_post(id);
         let Some(redis) = self.inner.redis.clone() else {
             return;
         };
-        let value = encode_entry(new_version, None);
-        let message = format!("post:{id}");
-        let delivered = self
-            .put_versioned(&redis, &message, new_version, value, Some(&message))
-            .await;
-        if !delivered {
+        if !self.tombstone_post(&redis, id, new_version).await {
             self.remember(|p| {
                 let version = p.posts.entry(id).or_insert(new_version);
                 *version = (*version).max(new_version);
@@ -461,12 +498,7 @@ impl Cache {
             Err(_) => return false,
         };
         for (id, version) in &posts {
-            let message = format!("post:{id}");
-            let tombstone = encode_entry(*version, None);
-            if !self
-                .put_versioned(redis, &message, *version, tombstone, Some(&message))
-                .await
-            {
+            if !self.tombstone_post(redis, *id, *version).await {
                 return false;
             }
         }
@@ -513,7 +545,7 @@ impl Cache {
             .strip_prefix("post:")
             .and_then(|s| Uuid::parse_str(s).ok())
         {
-            self.inner.local_posts.invalidate(&id);
+            self.forget_local_post(id);
         }
     }
 
@@ -574,6 +606,11 @@ impl Cache {
     }
 }
 
+/// The Redis key (under the prefix) of one representation of a post.
+fn post_key(id: Uuid, view: &str) -> String {
+    format!("post:{id}:{view}")
+}
+
 /// `version\netag\nbody`, or `version\n` for a tombstone.
 fn encode_entry(version: i64, entry: Option<&Cached>) -> Vec<u8> {
     let mut out = format!("{version}\n").into_bytes();
@@ -612,13 +649,31 @@ mod tests {
 
     #[tokio::test]
     async fn the_in_process_tier_serves_until_invalidated() {
-        let cache = Cache::new(true, Duration::from_secs(60), Duration::from_secs(60), None);
+        let cache = Cache::new(
+            true,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            None,
+            &["v1", "v2"],
+        );
         let id = Uuid::now_v7();
-        let (found, status, token) = cache.get_post(id).await;
+        let (found, status, token) = cache.get_post(id, "v1").await;
         assert!(found.is_none());
         assert_eq!(status, CacheStatus::Miss);
+        let (_, _, v2_token) = cache.get_post(id, "v2").await;
         cache.put_post(
             id,
+            "v2",
+            1,
+            Cached {
+                etag: None,
+                body: Bytes::from_static(b"{\"v\":2}"),
+            },
+            v2_token,
+        );
+        cache.put_post(
+            id,
+            "v1",
             1,
             Cached {
                 etag: None,
@@ -626,14 +681,26 @@ mod tests {
             },
             token,
         );
-        assert_eq!(cache.get_post(id).await.1, CacheStatus::Hit);
+        assert_eq!(cache.get_post(id, "v1").await.1, CacheStatus::Hit);
+        assert_eq!(cache.get_post(id, "v2").await.1, CacheStatus::Hit);
         cache.invalidate_post(id, 2).await;
-        assert_eq!(cache.get_post(id).await.1, CacheStatus::Miss);
+        assert_eq!(cache.get_post(id, "v1").await.1, CacheStatus::Miss);
+        assert_eq!(
+            cache.get_post(id, "v2").await.1,
+            CacheStatus::Miss,
+            "one write invalidates every representation"
+        );
     }
 
     #[tokio::test]
     async fn a_fill_that_raced_an_invalidation_is_dropped() {
-        let cache = Cache::new(true, Duration::from_secs(60), Duration::from_secs(60), None);
+        let cache = Cache::new(
+            true,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            None,
+            &["v1", "v2"],
+        );
         let (_, _, token) = cache.get_list("limit=10").await;
         cache.invalidate_lists().await;
         cache.put_list("limit=10", Bytes::from_static(b"[]"), token);
@@ -647,7 +714,11 @@ mod tests {
             Duration::from_secs(60),
             Duration::from_secs(60),
             None,
+            &["v1"],
         );
-        assert_eq!(cache.get_post(Uuid::now_v7()).await.1, CacheStatus::Bypass);
+        assert_eq!(
+            cache.get_post(Uuid::now_v7(), "v1").await.1,
+            CacheStatus::Bypass
+        );
     }
 }

@@ -31,11 +31,20 @@ diesel::table! {
         author_id -> Uuid,
         title -> Text,
         content -> Text,
-        published -> Bool,
         version -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         author_username -> Text,
+        status -> Text,
+        published_at -> Nullable<Timestamptz>,
+        tags -> Array<Text>,
+    }
+}
+
+diesel::table! {
+    post_tags (tag, post_id) {
+        tag -> Text,
+        post_id -> Uuid,
     }
 }
 
@@ -69,12 +78,14 @@ diesel::table! {
 }
 
 diesel::joinable!(idempotency_keys -> users (user_id));
+diesel::joinable!(post_tags -> posts (post_id));
 diesel::joinable!(posts -> users (author_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     airports,
     idempotency_keys,
+    post_tags,
     posts,
     refresh_tokens,
     users,

@@ -391,6 +391,24 @@ fn check_value(
             let Some(items) = value.as_array() else {
                 return invalid("must be an array".into());
             };
+            if let Some(max) = schema.max_items
+                && items.len() > max
+            {
+                return invalid(format!("must have at most {max} items"));
+            }
+            if let Some(min) = schema.min_items
+                && items.len() < min
+            {
+                return invalid(format!("must have at least {min} items"));
+            }
+            if schema.unique_items == Some(true)
+                && let Some(i) = (1..items.len()).find(|&i| items[..i].contains(&items[i]))
+            {
+                return invalid(format!(
+                    "must not repeat an item ({} is given twice)",
+                    items[i]
+                ));
+            }
             if let Some(item_schema) = schema.items.as_deref().and_then(|s| resolve(registry, s)) {
                 for (i, item) in items.iter().enumerate() {
                     check_value(item, item_schema, registry, &format!("{field}[{i}]"), found);

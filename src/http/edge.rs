@@ -27,8 +27,9 @@ use uuid::Uuid;
 
 use super::{
     problem::{FieldError, Problem},
-    routes::AllowedMethods,
+    routes::RouteTable,
     server::OverflowConnection,
+    version::{is_auth_path, version_of},
 };
 use crate::{
     auth::jwt::Claims, cache::ratelimit::Decision, metrics, state::AppState, telemetry::REQUEST_ID,
@@ -116,8 +117,13 @@ impl RequestContext {
 
 pub struct Edge {
     pub state: AppState,
-    pub allowed: Arc<AllowedMethods>,
+    pub allowed: Arc<RouteTable>,
+    /// Headers added to every response (errors included) under a path prefix.
+    pub path_headers: Arc<PathHeaders>,
 }
+
+/// `(path prefix, headers)`: e.g. v1 posts' deprecation headers (`api::deprecation`).
+pub type PathHeaders = Vec<(&'static str, Vec<(HeaderName, HeaderValue)>)>;
 
 impl<E: Endpoint> Middleware<E> for Edge {
     type Output = EdgeEndpoint<E>;
@@ -128,6 +134,7 @@ impl<E: Endpoint> Middleware<E> for Edge {
             in_flight: Arc::new(Semaphore::new(self.state.settings.max_in_flight)),
             state: self.state.clone(),
             allowed: self.allowed.clone(),
+            path_headers: self.path_headers.clone(),
         }
     }
 }
@@ -136,7 +143,8 @@ pub struct EdgeEndpoint<E> {
     inner: E,
     state: AppState,
     in_flight: Arc<Semaphore>,
-    allowed: Arc<AllowedMethods>,
+    allowed: Arc<RouteTable>,
+    path_headers: Arc<PathHeaders>,
 }
 
 impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
@@ -205,7 +213,13 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         let route: Cow<'static, str> = match (template, pattern) {
             (Some(template), _) => Cow::Borrowed(template),
             // Docs, spec and metrics have fixed paths; anything else matched no route.
-            (None, Some(p)) if !p.is_empty() && !p.contains('*') && !p.contains(':') => {
+            // (A version's own prefix, `/v1`, is where an unknown path under it ends up.)
+            (None, Some(p))
+                if !p.is_empty()
+                    && !p.contains('*')
+                    && !p.contains(':')
+                    && version_of(&p).is_none() =>
+            {
                 Cow::Owned(p.to_string())
             }
             (None, _) => Cow::Borrowed("unmatched"),
@@ -299,7 +313,7 @@ impl<E> EdgeEndpoint<E> {
                 format!("The request-target is longer than {MAX_URI_BYTES} bytes."),
             ));
         }
-        let wants_json = path.starts_with("/v1/") || path == "/v1" || path.starts_with("/health");
+        let wants_json = version_of(path).is_some() || path.starts_with("/health");
         if wants_json && !accepts_json(req.headers()) {
             return Err(Problem::new(
                 StatusCode::NOT_ACCEPTABLE,
@@ -408,11 +422,18 @@ impl<E> EdgeEndpoint<E> {
                 HeaderValue::from_static("max-age=31536000; includeSubDomains"),
             );
         }
-        if path.starts_with("/v1/auth/") || path.starts_with("/health") {
+        if is_auth_path(path) || path.starts_with("/health") {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
         if let Some(decision) = ctx.rate_limit() {
             super::rate_limit::write_headers(headers, &decision);
+        }
+        for (prefix, extra) in self.path_headers.iter() {
+            if path.starts_with(prefix) {
+                for (name, value) in extra {
+                    headers.insert(name.clone(), value.clone());
+                }
+            }
         }
     }
 }

@@ -14,8 +14,8 @@ pub mod problem_codes;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;
-pub mod spec;
 pub mod types;
+pub mod version;
 
 use poem_openapi::Tags;
 

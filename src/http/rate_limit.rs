@@ -1,4 +1,4 @@
-//! Rate limits on `/v1`: every request counts against its client IP; writes (POST, PUT, PATCH,
+//! Rate limits on every API version (`/v1`, `/v2`): every request counts against its client IP; writes (POST, PUT, PATCH,
 //! DELETE) by an authenticated caller also count against the user (auth endpoints excepted:
 //! they fall under the IP and failed-login limits). The failed-login limit itself is applied by
 //! the login service. Headers: express-rate-limit's `RateLimit-Limit/-Remaining/-Reset` and the
@@ -15,6 +15,7 @@ use poem::{
 use super::{
     edge::{Bearer, RequestContext},
     problem::Problem,
+    version::{is_auth_path, version_of},
 };
 use crate::{
     cache::ratelimit::{Bucket, Decision},
@@ -47,7 +48,7 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
             return self.inner.call(req).await;
         };
         // Health (in the same API service) is exempt; docs and metrics are routed elsewhere.
-        if state.settings.rate_limit_enabled && req.uri().path().starts_with("/v1/") {
+        if state.settings.rate_limit_enabled && version_of(req.uri().path()).is_some() {
             check(&state, &ctx, &req).await?;
         }
         self.inner.call(req).await
@@ -61,7 +62,7 @@ async fn check(state: &AppState, ctx: &RequestContext, req: &Request) -> Result<
         .limiter
         .hit(Bucket::Global, &ip, settings.rate_limit_global, 1)
         .await;
-    let counts_as_write = is_write(req.method()) && !req.uri().path().starts_with("/v1/auth/");
+    let counts_as_write = is_write(req.method()) && !is_auth_path(req.uri().path());
     if shown.allowed
         && counts_as_write
         && let Bearer::Valid(claims) = ctx.bearer(req.headers(), state)

@@ -18,18 +18,26 @@ struct Template {
     allow: String,
 }
 
-pub struct AllowedMethods {
+pub struct RouteTable {
     templates: Vec<Template>,
     /// poem's pattern of a matched route (`/v1/posts/:param0`) → the spec's template: one hash
     /// lookup per request instead of a scan. Bounded by the number of routes.
     by_pattern: RwLock<HashMap<String, Option<&'static str>>>,
 }
 
-impl AllowedMethods {
-    pub fn from_spec(spec: &Value) -> Self {
-        let mut templates = Vec::new();
-        if let Some(paths) = spec.get("paths").and_then(Value::as_object) {
+impl RouteTable {
+    /// The route table of every path in `specs` (a path described twice is listed once).
+    pub fn from_specs(specs: &[&Value]) -> Self {
+        let mut templates: Vec<Template> = Vec::new();
+        let paths = specs
+            .iter()
+            .filter_map(|spec| spec.get("paths").and_then(Value::as_object))
+            .flatten();
+        {
             for (path, item) in paths {
+                if templates.iter().any(|t| t.path == path) {
+                    continue;
+                }
                 let Some(item) = item.as_object() else {
                     continue;
                 };
@@ -152,7 +160,7 @@ mod tests {
             "/v1/users/{id}": {"get": {}},
             "/v1/users/me": {"get": {}}
         }});
-        let allowed = AllowedMethods::from_spec(&spec);
+        let allowed = RouteTable::from_specs(&[&spec]);
         assert_eq!(
             allowed.for_path("/v1/posts").as_deref(),
             Some("GET, HEAD, POST")

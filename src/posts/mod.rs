@@ -1,6 +1,8 @@
-//! Posts: `/v1/posts`.
+//! Posts: one domain (`model`, `repo`, `service`), one view per API version (`v1`: `published`;
+//! `v2`: `status`, `publishedAt`, `tags`).
 
-pub mod api;
 pub mod model;
 pub mod repo;
 pub mod service;
+pub mod v1;
+pub mod v2;

@@ -1,6 +1,12 @@
-//! Post rules: draft visibility, who may edit or delete, optimistic concurrency with ETags, and
-//! the cache policy (only published posts and published-only list pages are cached: a response
-//! that depends on who asks never is; every write invalidates what it changed).
+//! Post rules, whatever API version asks: visibility (only published posts are public; drafts
+//! and archived posts exist only for their author, MODERATORs and ADMINs), who may edit or
+//! delete, status transitions (`publishedAt` is set the first time a post is published),
+//! optimistic concurrency with ETags, and the cache policy.
+//!
+//! Cache policy: only published posts and pages that are the same for every caller are cached,
+//! each representation under its own key (a `PostView` names it); every write invalidates every
+//! representation of what it changed. The service renders through the caller's `PostView` and
+//! never builds a URL: the view (in `v1.rs` / `v2.rs`) owns its representation and its links.
 
 use bytes::Bytes;
 use chrono::Utc;
@@ -8,26 +14,34 @@ use diesel_async::AsyncConnection;
 use uuid::Uuid;
 
 use super::{
-    model::{NewPostRow, Post, PostContent, PostRow, PostTitle},
-    repo::{self, ListQuery, PostChanges, Visible},
+    model::{NewPostRow, Post, PostContent, PostStatus, PostTitle, Tag, Tags},
+    repo::{self, ListQuery, PostChanges, Visibility},
 };
 use crate::{
     auth::rbac::{Actor, Permission},
     cache::{CacheStatus, Cached},
     error::{AppError, AppResult, Resource},
     http::{
-        conditional::{Preconditions, etag_of},
-        pagination::{decode_cursor, finish_page, page_type},
+        conditional::Preconditions,
+        pagination::{decode_cursor, encode_cursor},
         types::DomainString,
     },
     state::AppState,
 };
 
-page_type!(
-    /// A page of posts, newest first.
-    PostPage,
-    Post
-);
+/// The cursor kind of post lists (a cursor of another list is refused).
+const CURSOR_KIND: &str = "post";
+
+/// How one API version shows posts. Implemented next to each version's handlers.
+pub trait PostView {
+    /// The cache namespace of this representation (`v1`, `v2`).
+    const NAME: &'static str;
+    fn render_post(post: &Post) -> AppResult<Bytes>;
+    /// A page: the posts and the link to the next page, if any.
+    fn render_page(posts: &[Post], next_link: Option<String>) -> AppResult<Bytes>;
+    /// The next page's link: the list's path with `query` (which ends with the cursor).
+    fn page_link(query: &[(&'static str, String)]) -> String;
+}
 
 /// A serialized post (or page) and where it came from.
 pub struct Rendered {
@@ -36,41 +50,76 @@ pub struct Rendered {
     pub cache: CacheStatus,
 }
 
-/// `?status=`: which posts a list shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum StatusFilter {
-    Published,
-    Draft,
-    All,
-}
-
 pub struct ListParams {
     pub limit: u32,
+    /// Opaque, from a previous page's link.
     pub cursor: Option<String>,
     pub author: Option<Uuid>,
-    pub status: StatusFilter,
+    pub tag: Option<Tag>,
+    /// The statuses asked for (each still subject to visibility).
+    pub statuses: Vec<PostStatus>,
+    /// The list's other parameters as its version spells them: repeated in the next page's
+    /// link, and part of the cache key (they shape the page's body).
+    pub echo: Vec<(&'static str, String)>,
 }
 
 pub struct NewPost {
     pub title: PostTitle,
     pub content: PostContent,
-    pub published: bool,
+    pub status: PostStatus,
+    pub tags: Tags,
+}
+
+/// A status change asked for by a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusChange {
+    To(PostStatus),
+    /// v1's `published: false`: a published post becomes a draft; drafts and archived posts
+    /// stay as they are.
+    Unpublish,
+}
+
+/// A merge-patch of a post: `None` leaves a field alone.
+#[derive(Debug, Default, Clone)]
+pub struct PostPatch {
+    pub title: Option<PostTitle>,
+    pub content: Option<PostContent>,
+    pub status: Option<StatusChange>,
+    pub tags: Option<Tags>,
 }
 
 /// Whether `viewer` may see the post at all (otherwise it does not exist for them).
-fn visible(viewer: Option<&Actor>, row: &PostRow) -> bool {
-    row.published || viewer.is_some_and(|a| a.owns_or_can(row.author_id, Permission::SeeAllDrafts))
+fn visible(viewer: Option<&Actor>, post: &Post) -> bool {
+    post.status.is_public()
+        || viewer.is_some_and(|a| a.owns_or_can(post.author_id, Permission::SeeAllDrafts))
 }
 
-fn render(post: &Post) -> AppResult<Bytes> {
-    serde_json::to_vec(post)
-        .map(Bytes::from)
-        .map_err(|e| AppError::internal_from("serializing a post", e))
+/// Which of `statuses` the viewer may list: public ones for everyone; the others of every
+/// author for MODERATOR and ADMIN, of their own posts for other signed-in callers.
+fn visibility(viewer: Option<&Actor>, statuses: &[PostStatus]) -> Visibility {
+    let see_all = viewer.is_some_and(|a| a.can(Permission::SeeAllDrafts));
+    let (public, private): (Vec<PostStatus>, Vec<PostStatus>) =
+        statuses.iter().partition(|s| s.is_public());
+    if see_all {
+        return Visibility {
+            any_author: statuses.to_vec(),
+            own: None,
+        };
+    }
+    Visibility {
+        any_author: public,
+        own: viewer
+            .filter(|_| !private.is_empty())
+            .map(|a| (a.id, private)),
+    }
 }
 
-pub async fn get(state: &AppState, viewer: Option<&Actor>, id: Uuid) -> AppResult<Rendered> {
-    let (cached, status, token) = state.cache.get_post(id).await;
+pub async fn get<V: PostView>(
+    state: &AppState,
+    viewer: Option<&Actor>,
+    id: Uuid,
+) -> AppResult<Rendered> {
+    let (cached, status, token) = state.cache.get_post(id, V::NAME).await;
     crate::metrics::record_cache("post", status.as_str());
     if let Some(hit) = cached {
         return Ok(Rendered {
@@ -83,76 +132,57 @@ pub async fn get(state: &AppState, viewer: Option<&Actor>, id: Uuid) -> AppResul
         let mut conn = state.db.conn().await?;
         repo::find(&mut conn, id).await?
     };
-    let row = found
-        .filter(|row| visible(viewer, row))
+    let post = found
+        .filter(|post| visible(viewer, post))
         .ok_or(AppError::NotFound(Resource::Post))?;
-    let (published, version) = (row.published, row.version);
-    let post = Post::from(row);
-    let body = render(&post)?;
-    let cache = if published {
+    let body = V::render_post(&post)?;
+    let etag = post.etag();
+    let cache = if post.status.is_public() {
         let entry = Cached {
-            etag: Some(post.etag.clone()),
+            etag: Some(etag.clone()),
             body: body.clone(),
         };
-        state.cache.put_post(id, version, entry, token);
+        state
+            .cache
+            .put_post(id, V::NAME, post.version, entry, token);
         status
     } else {
         CacheStatus::Bypass
     };
     Ok(Rendered {
-        etag: Some(post.etag),
+        etag: Some(etag),
         body,
         cache,
     })
 }
 
-pub async fn list(
+pub async fn list<V: PostView>(
     state: &AppState,
     viewer: Option<&Actor>,
     params: ListParams,
 ) -> AppResult<Rendered> {
     let before = match params.cursor.as_deref() {
         Some(cursor) => Some(
-            decode_cursor("post", cursor)?
+            decode_cursor(CURSOR_KIND, cursor)?
                 .parse::<Uuid>()
                 .map_err(|_| AppError::InvalidCursor)?,
         ),
         None => None,
     };
-    let see_all = viewer.is_some_and(|a| a.can(Permission::SeeAllDrafts));
-    let own = viewer.map(|a| a.id);
-    let visible = match params.status {
-        StatusFilter::Published => Visible::Published,
-        StatusFilter::Draft if see_all => Visible::Drafts(None),
-        StatusFilter::Draft => own.map_or(Visible::Nothing, |id| Visible::Drafts(Some(id))),
-        StatusFilter::All if see_all => Visible::PublishedAndDrafts(None),
-        StatusFilter::All => own.map_or(Visible::Published, |id| {
-            Visible::PublishedAndDrafts(Some(id))
-        }),
-    };
+    let visible = visibility(viewer, &params.statuses);
 
-    let mut link_params = Vec::new();
-    if let Some(author) = params.author {
-        link_params.push(("authorId", author.to_string()));
-    }
-    if params.status != StatusFilter::Published {
-        let status = match params.status {
-            StatusFilter::Draft => "draft",
-            _ => "all",
-        };
-        link_params.push(("status", status.to_string()));
-    }
-
-    // Only a published-only page is the same for everyone, so only it is cached, keyed by
-    // everything that shapes its body: the page (limit, cursor) and every parameter its
-    // `nextLink` repeats (an anonymous `status=all` page links on with `status=all`).
-    let cache_key = (visible == Visible::Published).then(|| {
+    // Only a published-only page is the same for everyone, so only it is cached, keyed by the
+    // representation and everything that shapes its body: the page (limit, cursor) and every
+    // parameter its next link repeats.
+    let public = visible.own.is_none() && visible.any_author == [PostStatus::Published];
+    let cache_key = public.then(|| {
         let mut key = format!(
-            "limit={}&cursor={}",
+            "{}|limit={}&cursor={}",
+            V::NAME,
             params.limit,
             params.cursor.as_deref().unwrap_or_default()
         );
-        for (name, value) in &link_params {
+        for (name, value) in &params.echo {
             key.push_str(&format!("&{name}={value}"));
         }
         key
@@ -173,34 +203,29 @@ pub async fn list(
         None => (CacheStatus::Bypass, None),
     };
 
-    let rows = {
+    let mut posts = {
         let mut conn = state.db.conn().await?;
         repo::list(
             &mut conn,
             &ListQuery {
-                visible,
+                visible: &visible,
                 author: params.author,
+                tag: params.tag.as_ref().map(DomainString::as_str),
                 before,
                 limit: i64::from(params.limit) + 1,
             },
         )
         .await?
     };
-    let (rows, next_link) = finish_page(
-        rows,
-        params.limit,
-        "post",
-        "/v1/posts",
-        &link_params,
-        |row| row.id.to_string(),
-    );
-    let page = PostPage {
-        data: rows.into_iter().map(Post::from).collect(),
-        next_link,
-    };
-    let body = serde_json::to_vec(&page)
-        .map(Bytes::from)
-        .map_err(|e| AppError::internal_from("serializing a page", e))?;
+    let more = posts.len() > params.limit as usize;
+    posts.truncate(params.limit as usize);
+    let next_link = posts.last().filter(|_| more).map(|last| {
+        let mut query = vec![("limit", params.limit.to_string())];
+        query.extend(params.echo.iter().cloned());
+        query.push(("cursor", encode_cursor(CURSOR_KIND, &last.id.to_string())));
+        V::page_link(&query)
+    });
+    let body = V::render_page(&posts, next_link)?;
     if let (Some(key), Some(token)) = (&cache_key, token) {
         state.cache.put_list(key, body.clone(), token);
     }
@@ -218,43 +243,44 @@ pub async fn create(
     input: NewPost,
 ) -> AppResult<Post> {
     let now = Utc::now();
-    let row = {
-        let mut conn = state.db.conn().await?;
-        repo::insert(
-            &mut conn,
-            NewPostRow {
-                id: Uuid::now_v7(),
-                author_id: actor.id,
-                author_username,
-                title: input.title.as_str(),
-                content: input.content.as_str(),
-                published: input.published,
-                created_at: now,
-                updated_at: now,
-            },
-        )
-        .await?
+    let tags = input.tags.as_strs();
+    let new = NewPostRow {
+        id: Uuid::now_v7(),
+        author_id: actor.id,
+        author_username,
+        title: input.title.as_str(),
+        content: input.content.as_str(),
+        status: input.status.as_str(),
+        published_at: input.status.is_public().then_some(now),
+        tags,
+        created_at: now,
+        updated_at: now,
     };
-    if row.published {
+    let post = {
+        let mut conn = state.db.conn().await?;
+        conn.transaction::<_, AppError, _>(async |conn| repo::insert(conn, new).await)
+            .await?
+    };
+    if post.status.is_public() {
         state.cache.invalidate_lists().await;
     }
-    Ok(Post::from(row))
-}
-
-/// A merge-patch of a post: `None` leaves a field alone.
-#[derive(Debug, Default, Clone)]
-pub struct PostPatch {
-    pub title: Option<PostTitle>,
-    pub content: Option<PostContent>,
-    pub published: Option<bool>,
+    Ok(post)
 }
 
 /// What a locked write did, for the cache invalidation after the commit.
 struct Written {
     post: Post,
-    version: i64,
     changed: bool,
-    was_published: bool,
+    was_public: bool,
+}
+
+/// The status after `change`, from `current`.
+fn next_status(current: PostStatus, change: StatusChange) -> PostStatus {
+    match change {
+        StatusChange::To(status) => status,
+        StatusChange::Unpublish if current == PostStatus::Published => PostStatus::Draft,
+        StatusChange::Unpublish => current,
+    }
 }
 
 /// Merge-patch by the author, a MODERATOR or an ADMIN. The row is locked for the duration, so
@@ -266,44 +292,55 @@ pub async fn patch(
     patch: PostPatch,
     preconditions: &Preconditions,
 ) -> AppResult<Post> {
-    let changes = PostChanges {
-        title: patch.title.map(|t| t.as_str().to_string()),
-        content: patch.content.map(|c| c.as_str().to_string()),
-        published: patch.published,
-    };
-    let is_empty =
-        changes.title.is_none() && changes.content.is_none() && changes.published.is_none();
+    let is_empty = patch.title.is_none()
+        && patch.content.is_none()
+        && patch.status.is_none()
+        && patch.tags.is_none();
     let mut conn = state.db.conn().await?;
     let written = conn
         .transaction::<_, AppError, _>(async |conn| {
             let current = repo::lock(conn, id)
                 .await?
-                .filter(|row| visible(Some(actor), row))
+                .filter(|post| visible(Some(actor), post))
                 .ok_or(AppError::NotFound(Resource::Post))?;
             if !actor.owns_or_can(current.author_id, Permission::EditAnyPost) {
                 return Err(AppError::Forbidden);
             }
-            if !preconditions.allow(Some(&etag_of(current.version, current.updated_at))) {
+            if !preconditions.allow(Some(&current.etag())) {
                 return Err(AppError::PreconditionFailed);
             }
-            let was_published = current.published;
-            let (row, changed) = if is_empty {
-                (current, false)
-            } else {
-                (repo::update(conn, id, &changes, Utc::now()).await?, true)
+            let was_public = current.status.is_public();
+            if is_empty {
+                return Ok(Written {
+                    post: current,
+                    changed: false,
+                    was_public,
+                });
+            }
+            let now = Utc::now();
+            let status = patch.status.map(|c| next_status(current.status, c));
+            let changes = PostChanges {
+                title: patch.title.map(PostTitle::into_inner),
+                content: patch.content.map(PostContent::into_inner),
+                status: status.map(PostStatus::as_str),
+                // The first time a post is published, and never again.
+                published_at: status
+                    .filter(|s| s.is_public() && current.published_at.is_none())
+                    .map(|_| now),
+                tags: patch.tags.map(Tags::into_strings),
             };
+            let post = repo::update(conn, id, &changes, now).await?;
             Ok(Written {
-                version: row.version,
-                post: Post::from(row),
-                changed,
-                was_published,
+                post,
+                changed: true,
+                was_public,
             })
         })
         .await?;
     drop(conn);
     if written.changed {
-        state.cache.invalidate_post(id, written.version).await;
-        if written.was_published || written.post.published {
+        state.cache.invalidate_post(id, written.post.version).await;
+        if written.was_public || written.post.status.is_public() {
             state.cache.invalidate_lists().await;
         }
     }
@@ -322,28 +359,68 @@ pub async fn delete(
         .transaction::<_, AppError, _>(async |conn| {
             let Some(current) = repo::lock(conn, id)
                 .await?
-                .filter(|row| visible(Some(actor), row))
+                .filter(|post| visible(Some(actor), post))
             else {
                 return Ok(None);
             };
             if !actor.owns_or_can(current.author_id, Permission::DeleteAnyPost) {
                 return Err(AppError::Forbidden);
             }
-            if !preconditions.allow(Some(&etag_of(current.version, current.updated_at))) {
+            if !preconditions.allow(Some(&current.etag())) {
                 return Err(AppError::PreconditionFailed);
             }
-            let row = repo::delete(conn, id).await?;
-            Ok(Some(Post::from(row)))
+            Ok(Some(repo::delete(conn, id).await?))
         })
         .await?;
     drop(conn);
     // Also when there was nothing to delete: this may be a retry of a DELETE whose first attempt
     // committed on an instance that died before it could invalidate the shared cache (found by
     // the scale-out test: the post stayed readable from the cache after a 204).
-    let published = deleted.as_ref().is_none_or(|post| post.published);
+    let public = deleted.as_ref().is_none_or(|post| post.status.is_public());
     state.cache.invalidate_post(id, i64::MAX).await;
-    if published {
+    if public {
         state.cache.invalidate_lists().await;
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::rbac::Role;
+
+    fn actor(role: Role) -> Actor {
+        Actor {
+            id: Uuid::now_v7(),
+            role,
+        }
+    }
+
+    #[test]
+    fn v1_unpublish_makes_only_a_published_post_a_draft() {
+        use PostStatus::*;
+        assert_eq!(next_status(Published, StatusChange::Unpublish), Draft);
+        assert_eq!(next_status(Draft, StatusChange::Unpublish), Draft);
+        assert_eq!(next_status(Archived, StatusChange::Unpublish), Archived);
+        assert_eq!(
+            next_status(Archived, StatusChange::To(Published)),
+            Published
+        );
+    }
+
+    #[test]
+    fn lists_show_private_statuses_only_to_their_author_or_moderators() {
+        use PostStatus::*;
+        let all = PostStatus::ALL.to_vec();
+        let anonymous = visibility(None, &all);
+        assert_eq!(anonymous.any_author, [Published]);
+        assert!(anonymous.own.is_none());
+        let user = actor(Role::User);
+        let mine = visibility(Some(&user), &all);
+        assert_eq!(mine.any_author, [Published]);
+        assert_eq!(mine.own, Some((user.id, vec![Draft, Archived])));
+        let moderator = visibility(Some(&actor(Role::Moderator)), &[Draft]);
+        assert_eq!(moderator.any_author, [Draft]);
+        assert!(visibility(None, &[Draft]).is_nothing());
+    }
 }

@@ -1,5 +1,7 @@
 //! `/v1/users/*`: the caller, the user list (ADMIN), one user, and merge-patching a user.
 
+use std::marker::PhantomData;
+
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
@@ -22,6 +24,7 @@ use crate::{
         json::JsonBytes,
         pagination::{decode_cursor, default_limit, finish_page, page_type},
         problem::{ApiError, error_statuses},
+        version::ApiVersion,
     },
     state::AppState,
 };
@@ -98,16 +101,19 @@ error_statuses!(ListUsersErrors: 400, 401, 403, 429);
 error_statuses!(GetUserErrors: 400, 401, 403, 404, 429);
 error_statuses!(PatchUserErrors: 400, 401, 403, 404, 408, 409, 411, 412, 413, 415, 429);
 
-pub struct UsersApi;
+/// Mounted once per API version (`V::PREFIX`); the same in every version.
+pub struct UsersApi<V>(PhantomData<V>);
 
-#[OpenApi(tag = "ApiTags::Users")]
-impl UsersApi {
+impl<V> Default for UsersApi<V> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Users", prefix_path = V::PREFIX)]
+impl<V: ApiVersion> UsersApi<V> {
     /// The caller's account
-    #[oai(
-        path = "/v1/users/me",
-        method = "get",
-        operation_id = "get_current_user"
-    )]
+    #[oai(path = "/users/me", method = "get", operation_id = "get_current_user")]
     async fn me(
         &self,
         state: Data<&AppState>,
@@ -121,7 +127,7 @@ impl UsersApi {
     /// List users
     ///
     /// ADMIN only. Newest first, cursor-paginated.
-    #[oai(path = "/v1/users", method = "get", operation_id = "list_users")]
+    #[oai(path = "/users", method = "get", operation_id = "list_users")]
     async fn list(
         &self,
         state: Data<&AppState>,
@@ -145,9 +151,14 @@ impl UsersApi {
             None => None,
         };
         let rows = service::list(&state, &auth.actor(), after, i64::from(limit.0) + 1).await?;
-        let (rows, next_link) = finish_page(rows, limit.0, "user", "/v1/users", &[], |u| {
-            u.id.to_string()
-        });
+        let (rows, next_link) = finish_page(
+            rows,
+            limit.0,
+            "user",
+            &format!("{}/users", V::PREFIX),
+            &[],
+            |u| u.id.to_string(),
+        );
         let page = UserPage {
             data: rows.into_iter().map(User::from).collect(),
             next_link,
@@ -158,7 +169,7 @@ impl UsersApi {
     /// Get a user
     ///
     /// ADMIN, or the user themself.
-    #[oai(path = "/v1/users/:id", method = "get", operation_id = "get_user")]
+    #[oai(path = "/users/:id", method = "get", operation_id = "get_user")]
     async fn get(
         &self,
         state: Data<&AppState>,
@@ -174,7 +185,7 @@ impl UsersApi {
     ///
     /// JSON merge-patch. Names: the user or an ADMIN. `role` and `isActive`: ADMIN only; an
     /// ADMIN cannot demote or deactivate themself (409).
-    #[oai(path = "/v1/users/:id", method = "patch", operation_id = "update_user")]
+    #[oai(path = "/users/:id", method = "patch", operation_id = "update_user")]
     async fn patch(
         &self,
         state: Data<&AppState>,

@@ -1,5 +1,7 @@
-//! The authorization matrix: for every operation of the generated spec, the status each kind of
-//! caller gets. A new operation without a row here fails `every_operation_has_a_row`.
+//! The authorization matrix: for every operation of every version's document, the status each
+//! kind of caller gets. Rows are written for v1; every v1 row holds for its v2 twin too (the
+//! matrix runs once per version). A new operation without a row fails
+//! `every_operation_has_a_row_and_every_row_an_operation`.
 
 use herald::auth::rbac::Role;
 use serde_json::{Value, json};
@@ -32,25 +34,45 @@ const MATRIX: &[(&str, &str, [u16; 4])] = &[
     ("DELETE", "/v1/airports/{code}", [401, 403, 403, 200]),
 ];
 
+/// The API versions the matrix runs for.
+const VERSIONS: &[&str] = &["/v1", "/v2"];
+
+/// `template` (written for v1) as the same operation of `version`.
+fn in_version(template: &str, version: &str) -> String {
+    match template.strip_prefix("/v1") {
+        Some(rest) => format!("{version}{rest}"),
+        None => template.to_string(),
+    }
+}
+
 fn spec_operations() -> Vec<(String, String)> {
-    let spec = herald::http::spec::document();
+    use herald::api::spec::{Version, document};
     let mut operations = Vec::new();
-    for (path, item) in spec["paths"].as_object().unwrap() {
-        for method in item.as_object().unwrap().keys() {
-            operations.push((method.to_uppercase(), path.clone()));
+    for version in Version::ALL {
+        let spec = document(version);
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                operations.push((method.to_uppercase(), path.clone()));
+            }
         }
     }
     operations.sort();
+    operations.dedup();
     operations
 }
 
 #[test]
 fn every_operation_has_a_row_and_every_row_an_operation() {
-    let mut rows: Vec<(String, String)> = MATRIX
+    let mut rows: Vec<(String, String)> = VERSIONS
         .iter()
-        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .flat_map(|version| {
+            MATRIX
+                .iter()
+                .map(|(m, p, _)| (m.to_string(), in_version(p, version)))
+        })
         .collect();
     rows.sort();
+    rows.dedup();
     let operations = spec_operations();
     let missing: Vec<_> = operations.iter().filter(|op| !rows.contains(op)).collect();
     assert!(
@@ -99,12 +121,14 @@ async fn request(
     app: &TestApp,
     method: &str,
     template: &str,
+    version: &str,
     fixture: &Fixture,
     n: usize,
 ) -> reqwest::RequestBuilder {
-    let user_path = format!("/v1/users/{}", fixture.target.id);
-    let post_path = format!("/v1/posts/{}", fixture.post);
-    let airport_path = format!("/v1/airports/{}", fixture.airport);
+    let user_path = in_version(&format!("/v1/users/{}", fixture.target.id), version);
+    let post_path = in_version(&format!("/v1/posts/{}", fixture.post), version);
+    let airport_path = in_version(&format!("/v1/airports/{}", fixture.airport), version);
+    let path = in_version(template, version);
     match (method, template) {
         ("GET", "/v1/users/{id}") => app.get(&user_path),
         ("PATCH", "/v1/users/{id}") => app.patch(&user_path).body(r#"{"firstName": "Renamed"}"#),
@@ -115,10 +139,10 @@ async fn request(
         ("PUT", "/v1/airports/{code}") => app.put(&airport_path).json(&json!({"runways": 3})),
         ("PATCH", "/v1/airports/{code}") => app.patch(&airport_path).body(r#"{"runways": 4}"#),
         ("DELETE", "/v1/airports/{code}") => app.delete(&airport_path),
-        ("POST", "/v1/auth/register") => app.post(template).json(&json!({
+        ("POST", "/v1/auth/register") => app.post(&path).json(&json!({
             "email": format!("matrix{n}@example.com"), "username": format!("matrix_{n}"), "password": "12345678"
         })),
-        ("POST", "/v1/auth/login") => app.post(template).json(&json!({"email": fixture.target.email, "password": PASSWORD})),
+        ("POST", "/v1/auth/login") => app.post(&path).json(&json!({"email": fixture.target.email, "password": PASSWORD})),
         ("POST", "/v1/auth/refresh") => {
             let session: Value = app
                 .post("/v1/auth/login")
@@ -129,11 +153,11 @@ async fn request(
                 .json()
                 .await
                 .unwrap();
-            app.post(template).json(&json!({"refreshToken": session["refreshToken"]}))
+            app.post(&path).json(&json!({"refreshToken": session["refreshToken"]}))
         }
-        ("POST", "/v1/posts") => app.post(template).json(&json!({"title": "Matrix post", "content": "Created by the matrix."})),
-        ("GET", _) => app.get(template),
-        ("POST", _) => app.post(template).header("content-length", "0"),
+        ("POST", "/v1/posts") => app.post(&path).json(&json!({"title": "Matrix post", "content": "Created by the matrix."})),
+        ("GET", _) => app.get(&path),
+        ("POST", _) => app.post(&path).header("content-length", "0"),
         _ => panic!("no request for {method} {template}"),
     }
 }
@@ -154,18 +178,22 @@ async fn every_role_gets_the_status_the_matrix_says() {
             Some(role) => Some(app.user(*role).await),
             None => None,
         };
-        let fixture = fixture(&app, &setup_admin, column).await;
-        for (row, (method, template, expected)) in MATRIX.iter().enumerate() {
-            let mut builder = request(&app, method, template, &fixture, column * 100 + row).await;
-            if let Some(caller) = &caller {
-                builder = builder.bearer_auth(&caller.token);
-            }
-            let status = builder.send().await.unwrap().status().as_u16();
-            if status != expected[column] {
-                failures.push(format!(
-                    "{method} {template} as {role:?}: expected {}, got {status}",
-                    expected[column]
-                ));
+        for (v, version) in VERSIONS.iter().enumerate() {
+            let fixture = fixture(&app, &setup_admin, v * 4 + column).await;
+            for (row, (method, template, expected)) in MATRIX.iter().enumerate() {
+                let n = v * 10_000 + column * 100 + row;
+                let mut builder = request(&app, method, template, version, &fixture, n).await;
+                if let Some(caller) = &caller {
+                    builder = builder.bearer_auth(&caller.token);
+                }
+                let status = builder.send().await.unwrap().status().as_u16();
+                if status != expected[column] {
+                    failures.push(format!(
+                        "{method} {} as {role:?}: expected {}, got {status}",
+                        in_version(template, version),
+                        expected[column]
+                    ));
+                }
             }
         }
     }

@@ -279,9 +279,11 @@ async fn large_bodies_are_gzip_compressed_for_clients_that_accept_it() {
         &mut text,
     )
     .unwrap();
-    let committed =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
-            .unwrap();
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/openapi/v1/openapi.json"
+    ))
+    .unwrap();
     assert!(
         text == committed,
         "the decompressed body is the committed spec"
@@ -366,31 +368,49 @@ async fn the_docs_and_the_spec_are_served() {
     let committed = |name: &str| {
         std::fs::read(format!("{}/openapi/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     };
-    let json = app.get("/openapi.json").send().await.unwrap();
-    assert!(
-        json.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
+    // `/openapi.*` stays the released v1 document; each version's is under its prefix.
+    for (path, file) in [
+        ("/openapi.json", "v1/openapi.json"),
+        ("/openapi.yaml", "v1/openapi.yaml"),
+        ("/v1/openapi.json", "v1/openapi.json"),
+        ("/v1/openapi.yaml", "v1/openapi.yaml"),
+        ("/v2/openapi.json", "v2/openapi.json"),
+        ("/v2/openapi.yaml", "v2/openapi.yaml"),
+    ] {
+        let response = app.get(path).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let kind = if path.ends_with("json") {
+            "application/json"
+        } else {
+            "application/yaml"
+        };
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind),
+            "{path}"
+        );
+        assert_eq!(
+            response.bytes().await.unwrap(),
+            committed(file),
+            "{path} is byte-identical to openapi/{file}"
+        );
+    }
+    // Swagger UI loads each version's document by URL (with a version switch, v2 first); the
+    // reading UIs embed the finished document of the version asked for.
+    let docs = app.get("/docs").send().await.unwrap().text().await.unwrap();
+    let (v2, v1) = (
+        docs.find("/v2/openapi.json").expect("/docs offers v2"),
+        docs.find("/v1/openapi.json").expect("/docs offers v1"),
     );
-    assert_eq!(
-        json.bytes().await.unwrap(),
-        committed("openapi.json"),
-        "byte-identical to openapi/openapi.json"
-    );
-    let yaml = app
-        .get("/openapi.yaml")
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(yaml, committed("openapi.yaml"));
+    assert!(v2 < v1, "v2 first");
+    assert!(docs.contains("SwaggerUIBundle") && docs.contains("persistAuthorization"));
     for (path, marker) in [
-        ("/docs", "SwaggerUIBundle"),
         ("/redoc", "Redoc"),
         ("/scalar", "scalar"),
+        ("/redoc?version=v1", "Redoc"),
+        ("/scalar?version=v1", "scalar"),
     ] {
         let response = app.get(path).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");

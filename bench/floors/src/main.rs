@@ -20,7 +20,7 @@ use diesel_async::{
     AsyncPgConnection, RunQueryDsl,
     pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod, bb8::Pool},
 };
-use herald::{auth::password, db::schema::posts, posts::model::PostRow};
+use herald::{auth::password, db::schema::posts, posts::model::Post};
 use poem::{
     EndpointExt, Response, Route, Server, get, handler,
     http::StatusCode,
@@ -186,9 +186,9 @@ async fn post_by_id(Path(id): Path<Uuid>, pool: Data<&DbPool>) -> Response {
         Ok(conn) => conn,
         Err(err) => return error(StatusCode::SERVICE_UNAVAILABLE, &err),
     };
-    let row: Option<PostRow> = match posts::table
+    let row: Option<Post> = match posts::table
         .find(id)
-        .select(PostRow::as_select())
+        .select(Post::as_select())
         .first(&mut conn)
         .await
         .optional()
@@ -206,7 +206,7 @@ async fn post_by_id(Path(id): Path<Uuid>, pool: Data<&DbPool>) -> Response {
         author_username: row.author_username,
         title: row.title,
         content: row.content,
-        published: row.published,
+        published: row.status.is_public(),
         version: row.version,
         created_at: row.created_at,
         updated_at: row.updated_at,

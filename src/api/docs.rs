@@ -120,6 +120,44 @@ pub fn swagger_page(bundle_html: &str, documents: &[DocumentLink]) -> String {
     )
 }
 
+/// The two reading UIs besides Swagger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Redoc,
+    Scalar,
+}
+
+/// A page poem-openapi generated, showing the finished document instead of its raw one.
+pub fn with_finished(page: String, raw: &str, finished: &str) -> String {
+    page.replacen(raw, finished, 1)
+}
+
+/// Adds a version switch (links to `?version=<name>`) at the top of a reading page.
+pub fn with_version_links(page: String, current: &str, documents: &[DocumentLink]) -> String {
+    let links: Vec<String> = documents
+        .iter()
+        .map(|d| {
+            if d.name == current {
+                format!("<strong>{}</strong>", d.name)
+            } else {
+                format!("<a href=\"?version={0}\">{0}</a>", d.name)
+            }
+        })
+        .collect();
+    let bar = format!(
+        "<div style=\"font-family:sans-serif;padding:8px 16px;border-bottom:1px solid #ddd\">API version: {}</div>",
+        links.join(" · ")
+    );
+    match page.find("<body>") {
+        Some(at) => {
+            let mut page = page;
+            page.insert_str(at + "<body>".len(), &bar);
+            page
+        }
+        None => page,
+    }
+}
+
 /// The text between the first `start` marker and the next `end` marker.
 fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     text.split_once(start)

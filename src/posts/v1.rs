@@ -1,18 +1,24 @@
-//! `/v1/posts/*`: list, get (ETag, 304, `X-Cache`), create (idempotent with `Idempotency-Key`),
-//! merge-patch (`If-Match`), delete.
+//! `/v1/posts/*`, the released view of posts: `published` (true exactly when the post's status
+//! is `published`), no tags. List, get (ETag, 304, `X-Cache`), create (idempotent with
+//! `Idempotency-Key`), merge-patch (`If-Match`), delete. A v1 `published: false` unpublishes a
+//! published post and leaves an archived one archived; v1 never sees or changes tags.
 
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::{Header, Path, Query},
 };
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::{
-    model::{Post, PostContent, PostTitle},
-    service::{self, ListParams, NewPost, PostPage, PostPatch, Rendered, StatusFilter},
+    model::{Post, PostContent, PostStatus, PostTitle, Tags},
+    service::{self, ListParams, NewPost, PostPatch, PostView, Rendered, StatusChange},
 };
 use crate::{
+    error::{AppError, AppResult},
     http::{
         ApiTags,
         auth::{Auth, MaybeAuth},
@@ -20,11 +26,112 @@ use crate::{
         conditional::{Preconditions, not_modified},
         idempotency::{IdempotencyKey, idempotent},
         json::JsonBytes,
-        pagination::default_limit,
+        pagination::{default_limit, next_link, page_type},
         problem::{ApiError, error_statuses},
     },
     state::AppState,
 };
+
+/// The author of a post.
+#[derive(Debug, Clone, Object, Serialize)]
+pub struct Author {
+    pub id: Uuid,
+    pub username: String,
+}
+
+impl Author {
+    pub fn of(post: &Post) -> Self {
+        Self {
+            id: post.author_id,
+            username: post.author_username.clone(),
+        }
+    }
+}
+
+/// A post.
+#[derive(Debug, Clone, Object, Serialize)]
+#[oai(rename = "Post", rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct PostV1 {
+    pub id: Uuid,
+    pub title: String,
+    pub content: String,
+    /// Drafts (`false`) are visible only to their author, MODERATORs and ADMINs.
+    pub published: bool,
+    pub author: Author,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The strong ETag of this representation, quotes included (as in the `ETag` header).
+    pub etag: String,
+}
+
+impl From<&Post> for PostV1 {
+    fn from(post: &Post) -> Self {
+        Self {
+            etag: post.etag(),
+            id: post.id,
+            title: post.title.clone(),
+            content: post.content.clone(),
+            published: post.status.is_public(),
+            author: Author::of(post),
+            created_at: post.created_at,
+            updated_at: post.updated_at,
+        }
+    }
+}
+
+page_type!(
+    /// A page of posts, newest first.
+    PostPage,
+    PostV1
+);
+
+/// How v1 shows posts (`PostView` for the service's cache and pages).
+pub struct ViewV1;
+
+impl PostView for ViewV1 {
+    const NAME: &'static str = "v1";
+
+    fn render_post(post: &Post) -> AppResult<Bytes> {
+        serde_json::to_vec(&PostV1::from(post))
+            .map(Bytes::from)
+            .map_err(|e| AppError::internal_from("serializing a post", e))
+    }
+
+    fn render_page(posts: &[Post], next_link: Option<String>) -> AppResult<Bytes> {
+        let page = PostPage {
+            data: posts.iter().map(PostV1::from).collect(),
+            next_link,
+        };
+        serde_json::to_vec(&page)
+            .map(Bytes::from)
+            .map_err(|e| AppError::internal_from("serializing a page", e))
+    }
+
+    fn page_link(query: &[(&'static str, String)]) -> String {
+        next_link("/v1/posts", query)
+    }
+}
+
+/// `?status=`: which posts a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum StatusFilter {
+    Published,
+    Draft,
+    All,
+}
+
+impl StatusFilter {
+    /// v1 knows published and unpublished: an archived post is one of its drafts.
+    fn statuses(self) -> Vec<PostStatus> {
+        match self {
+            Self::Published => vec![PostStatus::Published],
+            Self::Draft => vec![PostStatus::Draft, PostStatus::Archived],
+            Self::All => PostStatus::ALL.to_vec(),
+        }
+    }
+}
 
 /// A new post.
 #[derive(Debug, Object)]
@@ -73,7 +180,7 @@ pub enum GetPostResponse {
     /// The post.
     #[oai(status = 200)]
     Ok(
-        JsonBytes<Post>,
+        JsonBytes<PostV1>,
         #[oai(header = "ETag")] String,
         /// `HIT`, `MISS` or `BYPASS` (a draft, or the cache off or unreachable).
         #[oai(header = "X-Cache")]
@@ -92,7 +199,7 @@ pub enum CreatePostResponse {
     /// The post was created.
     #[oai(status = 201)]
     Created(
-        JsonBytes<Post>,
+        JsonBytes<PostV1>,
         /// `/v1/posts/{id}`
         #[oai(header = "Location")]
         String,
@@ -104,14 +211,14 @@ pub enum CreatePostResponse {
 pub enum UpdatePostResponse {
     /// The updated post.
     #[oai(status = 200)]
-    Ok(JsonBytes<Post>, #[oai(header = "ETag")] String),
+    Ok(JsonBytes<PostV1>, #[oai(header = "ETag")] String),
 }
 
 #[derive(ApiResponse)]
 pub enum DeletePostResponse {
     /// The post was deleted; here is what it was.
     #[oai(status = 200)]
-    Deleted(JsonBytes<Post>),
+    Deleted(JsonBytes<PostV1>),
     /// No such post (already deleted, never existed, or not visible to the caller).
     #[oai(status = 204)]
     Absent,
@@ -151,13 +258,25 @@ impl PostsApi {
         /// `published` (default), `draft` or `all`.
         status: Query<Option<StatusFilter>>,
     ) -> Result<ListPostsResponse, ApiError<ListPostsErrors>> {
+        let status = status.0.unwrap_or(StatusFilter::Published);
+        let mut echo = Vec::new();
+        if let Some(author) = author_id.0 {
+            echo.push(("authorId", author.to_string()));
+        }
+        match status {
+            StatusFilter::Published => {}
+            StatusFilter::Draft => echo.push(("status", "draft".into())),
+            StatusFilter::All => echo.push(("status", "all".into())),
+        }
         let params = ListParams {
             limit: limit.0,
             cursor: cursor.0,
             author: author_id.0,
-            status: status.0.unwrap_or(StatusFilter::Published),
+            tag: None,
+            statuses: status.statuses(),
+            echo,
         };
-        let page = service::list(&state, auth.actor().as_ref(), params).await?;
+        let page = service::list::<ViewV1>(&state, auth.actor().as_ref(), params).await?;
         Ok(ListPostsResponse::Ok(
             JsonBytes::from_bytes(page.body),
             page.cache.as_str().to_string(),
@@ -176,7 +295,7 @@ impl PostsApi {
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<GetPostResponse, ApiError<GetPostErrors>> {
         let Rendered { etag, body, cache } =
-            service::get(&state, auth.actor().as_ref(), id.0).await?;
+            service::get::<ViewV1>(&state, auth.actor().as_ref(), id.0).await?;
         let etag = etag.unwrap_or_default();
         let cache = cache.as_str().to_string();
         if not_modified(if_none_match.0.as_deref(), &etag) {
@@ -216,14 +335,19 @@ impl PostsApi {
             NewPost {
                 title: request.title,
                 content: request.content,
-                published: request.published.unwrap_or(false),
+                status: if request.published.unwrap_or(false) {
+                    PostStatus::Published
+                } else {
+                    PostStatus::Draft
+                },
+                tags: Tags::default(),
             },
         )
         .await?;
         Ok(CreatePostResponse::Created(
-            JsonBytes::new(&post)?,
+            JsonBytes::new(&PostV1::from(&post))?,
             format!("/v1/posts/{}", post.id),
-            post.etag,
+            post.etag(),
         ))
     }
 
@@ -244,7 +368,14 @@ impl PostsApi {
         let patch = PostPatch {
             title: request.title,
             content: request.content,
-            published: request.published,
+            status: request.published.map(|published| {
+                if published {
+                    StatusChange::To(PostStatus::Published)
+                } else {
+                    StatusChange::Unpublish
+                }
+            }),
+            tags: None,
         };
         let post = service::patch(
             &state,
@@ -254,7 +385,10 @@ impl PostsApi {
             &Preconditions::if_match(if_match.0),
         )
         .await?;
-        Ok(UpdatePostResponse::Ok(JsonBytes::new(&post)?, post.etag))
+        Ok(UpdatePostResponse::Ok(
+            JsonBytes::new(&PostV1::from(&post))?,
+            post.etag(),
+        ))
     }
 
     /// Delete a post
@@ -281,7 +415,9 @@ impl PostsApi {
         )
         .await?
         {
-            Some(post) => Ok(DeletePostResponse::Deleted(JsonBytes::new(&post)?)),
+            Some(post) => Ok(DeletePostResponse::Deleted(JsonBytes::new(&PostV1::from(
+                &post,
+            ))?)),
             None => Ok(DeletePostResponse::Absent),
         }
     }

@@ -1,21 +1,39 @@
-//! The OpenAPI document: built from the endpoint structs (no database or Redis needed), then
-//! finished in one pass for what poem-openapi cannot express: `additionalProperties: false` on
-//! request bodies (they reject unknown fields), an explicit `security: []` on public
-//! operations, canonical header names, plain `application/json` media types, and the problem
-//! codes of every error response (`problem_codes.rs`). The result is what `/openapi.json`
-//! serves, what the docs UIs show and what `herald openapi` writes.
+//! The OpenAPI documents, one per API version: built from the endpoint structs (no database or
+//! Redis needed), then finished in one pass for what poem-openapi cannot express:
+//! `additionalProperties: false` on request bodies (they reject unknown fields), an explicit
+//! `security: []` on public operations, canonical header names, plain `application/json` media
+//! types, the problem codes of every error response (`http::problem_codes`), and v1's
+//! deprecation headers (`deprecation`). The result is what `/v{n}/openapi.json` serves, what the
+//! docs UIs show and what `herald openapi` writes to `openapi/v{n}/`.
 
-use poem_openapi::{LicenseObject, OpenApiService, ServerObject};
+use poem_openapi::{LicenseObject, OpenApi, OpenApiService, ServerObject};
 use serde_json::{Map, Value};
 
-use crate::{
-    airports::api::AirportsApi, auth::api::AuthApi, health::api::HealthApi, posts::api::PostsApi,
-    users::api::UsersApi,
-};
+use super::{V1Apis, V2Apis, deprecation};
 
-pub type Apis = (AuthApi, UsersApi, PostsApi, AirportsApi, HealthApi);
+/// The released document: it may only grow (new operations, optional response headers,
+/// descriptions); see `openapi/README.md`.
+pub const V1_API_VERSION: &str = "1.0.0";
+/// The version under development.
+pub const V2_API_VERSION: &str = "2.0.0";
 
-pub const API_VERSION: &str = "1.0.0";
+/// A committed API document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    pub const ALL: [Version; 2] = [Version::V1, Version::V2];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Version::V1 => "v1",
+            Version::V2 => "v2",
+        }
+    }
+}
 
 const DESCRIPTION: &str = "Herald: posts, users and airports over a typed REST API.\n\n\
 Every error is `application/problem+json` with a stable `code` (also in `X-Error-Code`) and the \
@@ -26,22 +44,41 @@ get 304, `If-Match` to make a write conditional (412 otherwise). PATCH takes \
 `RateLimit-Remaining`, `RateLimit-Reset`, `RateLimit-Policy` and `RateLimit`; 429 and 503 carry \
 `Retry-After`.";
 
-pub fn service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        (AuthApi, UsersApi, PostsApi, AirportsApi, HealthApi),
-        "Herald API",
-        API_VERSION,
-    )
-    .description(DESCRIPTION)
-    .license(LicenseObject::new("MIT").url("https://opensource.org/licenses/MIT"))
-    .server(ServerObject::new("/").description("This server"))
+const V2_DESCRIPTION: &str = "\n\nVersion 2 runs beside version 1 on the same data: posts \
+have a `status` (`draft`, `published`, `archived`) instead of `published`, a `publishedAt`, and \
+`tags` (filter lists with `?tag=`). Everything else is as in v1.";
+
+fn described<T: OpenApi>(apis: T, version: &str, description: &str) -> OpenApiService<T, ()> {
+    OpenApiService::new(apis, "Herald API", version)
+        .description(description)
+        .license(LicenseObject::new("MIT").url("https://opensource.org/licenses/MIT"))
+        .server(ServerObject::new("/").description("This server"))
 }
 
-/// The finished document, as a JSON value.
-pub fn document() -> Value {
-    let raw = service().spec();
+/// The v1 document's operations (also what its Swagger UI bundle is generated from).
+pub fn service_v1() -> OpenApiService<V1Apis, ()> {
+    described(super::v1_apis(), V1_API_VERSION, DESCRIPTION)
+}
+
+pub fn service_v2() -> OpenApiService<V2Apis, ()> {
+    described(
+        super::v2_apis(),
+        V2_API_VERSION,
+        &format!("{DESCRIPTION}{V2_DESCRIPTION}"),
+    )
+}
+
+/// A finished document, as a JSON value.
+pub fn document(version: Version) -> Value {
+    let raw = match version {
+        Version::V1 => service_v1().spec(),
+        Version::V2 => service_v2().spec(),
+    };
     let mut spec: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
     finish(&mut spec);
+    if version == Version::V1 {
+        deprecation::declare(&mut spec);
+    }
     spec
 }
 
@@ -58,7 +95,7 @@ pub fn yaml(spec: &Value) -> String {
 }
 
 fn finish(spec: &mut Value) {
-    super::problem_codes::annotate(spec);
+    crate::http::problem_codes::annotate(spec);
     let mut request_schemas = Vec::new();
     if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
         for item in paths.values_mut() {
@@ -165,7 +202,7 @@ mod tests {
 
     #[test]
     fn the_document_is_openapi_3_0_and_every_operation_is_complete() {
-        let spec = document();
+        let spec = document(Version::V1);
         assert!(spec["openapi"].as_str().unwrap().starts_with("3.0"));
         let mut operations = 0;
         for (path, item) in spec["paths"].as_object().unwrap() {
@@ -194,10 +231,33 @@ mod tests {
     }
 
     #[test]
+    fn every_v1_operation_has_a_v2_twin() {
+        let v1 = document(Version::V1);
+        let v2 = document(Version::V2);
+        for (path, item) in v1["paths"].as_object().unwrap() {
+            let twin = path.replacen("/v1/", "/v2/", 1);
+            for (method, op) in item.as_object().unwrap() {
+                assert_eq!(
+                    v2["paths"][&twin][method]["operationId"], op["operationId"],
+                    "{method} {twin}"
+                );
+            }
+        }
+        assert_eq!(v2["info"]["version"], V2_API_VERSION);
+        let post = &v2["components"]["schemas"]["Post"]["properties"];
+        assert!(
+            post["status"].is_object()
+                && post["tags"].is_object()
+                && post["publishedAt"].is_object()
+        );
+        assert!(post.get("published").is_none());
+    }
+
+    #[test]
     fn serialized_examples_use_the_property_names_the_spec_publishes() {
         // serde writes the bodies, poem-openapi writes the spec: their names must agree.
         use poem_openapi::types::Example;
-        let spec = document();
+        let spec = document(Version::V1);
         let cases = [
             (
                 "Problem",
@@ -224,7 +284,7 @@ mod tests {
 
     #[test]
     fn request_bodies_reject_unknown_fields_in_the_spec() {
-        let spec = document();
+        let spec = document(Version::V1);
         assert_eq!(
             spec["components"]["schemas"]["CreatePostRequest"]["additionalProperties"],
             false
