@@ -58,7 +58,7 @@ page.setDefaultTimeout(TIMEOUT);
 const step = (name) => console.log(`  docs_browser: ${name}`);
 let meRequestAuth = null;
 page.on("request", (request) => {
-  if (new URL(request.url()).pathname === "/v1/users/me") meRequestAuth = request.headers()["authorization"] ?? "";
+  if (/^\/v\d+\/users\/me$/.test(new URL(request.url()).pathname)) meRequestAuth = request.headers()["authorization"] ?? "";
 });
 
 let failed = false;
@@ -144,7 +144,15 @@ try {
   if (!/^200\b/.test(statusAgainText) || meRequestAuth !== `Bearer ${accessToken}`) {
     throw new Error(`after a reload the UI sent Authorization ${JSON.stringify(meRequestAuth)} and got ${statusAgainText}`);
   }
-  console.log(`docs_browser: OK (first screen, tag and CRUD order; Authorize → GET /v1/users/me → ${statusText}, body has ${email}; token kept across a reload)`);
+
+  step("the version switch shows v2 first and switches to v1");
+  const versions = await page.locator("#version option").allInnerTexts();
+  if (JSON.stringify(versions) !== JSON.stringify(["v2", "v1"])) throw new Error(`versions offered: ${JSON.stringify(versions)}`);
+  const v2Path = await page.locator("#operations-Posts-list_posts .opblock-summary-path").first().innerText();
+  if (!v2Path.includes("/v2/posts")) throw new Error(`v2 is not shown first: ${v2Path}`);
+  await page.locator("#version").selectOption({ label: "v1" });
+  await page.locator("#operations-Posts-list_posts .opblock-summary-path", { hasText: "/v1/posts" }).first().waitFor();
+  console.log(`docs_browser: OK (first screen, tag and CRUD order; v2 first, switch to v1; Authorize → GET /v1/users/me → ${statusText}, body has ${email}; token kept across a reload)`);
 } catch (error) {
   failed = true;
   const shot = join(tmpdir(), `herald-docs-failure-${Date.now()}.png`);

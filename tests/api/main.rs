@@ -19,3 +19,4 @@ mod scale_out;
 mod spec;
 mod support;
 mod users;
+mod versions;

@@ -35,6 +35,7 @@
 
 pub mod runtime;
 pub mod v1;
+pub mod v2;
 
 pub use runtime::{
     BuildError, Builder, Conditional, Paginated, RetryPolicy, Session, StatusResults, Tokens, etag,

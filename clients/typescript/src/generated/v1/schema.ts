@@ -1079,11 +1079,33 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
+            408: {
+                headers: {
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Conflict with the current state. */
             409: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
+            411: {
+                headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -1388,11 +1410,33 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
+            408: {
+                headers: {
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Conflict with the current state. */
             409: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
+            411: {
+                headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -1542,6 +1586,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
+            408: {
+                headers: {
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
+            411: {
+                headers: {
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
@@ -1650,6 +1716,28 @@ export interface operations {
             };
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
+                headers: {
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
+            408: {
+                headers: {
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
+            411: {
                 headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
@@ -1778,6 +1866,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
+            408: {
+                headers: {
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
+            411: {
+                headers: {
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
@@ -1886,11 +1996,33 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
+            408: {
+                headers: {
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Conflict with the current state. */
             409: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
+            411: {
+                headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -1981,6 +2113,12 @@ export interface operations {
             /** @description A page of posts. */
             200: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /**
                      * @description `HIT` or `MISS` for a public (published-only) page; `BYPASS` when the page depends on
                      *     the caller or the cache is off or unreachable.
@@ -1995,6 +2133,12 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2006,6 +2150,12 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
@@ -2019,6 +2169,12 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2030,8 +2186,14 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2043,6 +2205,12 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2054,8 +2222,14 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2085,9 +2259,15 @@ export interface operations {
             /** @description The post was created. */
             201: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
                     ETag: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
                     /** @description `/v1/posts/{id}` */
                     Location: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2097,6 +2277,12 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2108,6 +2294,12 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
@@ -2121,6 +2313,29 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
+            408: {
+                headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2132,8 +2347,31 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
+            411: {
+                headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2145,6 +2383,12 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2156,6 +2400,12 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2167,6 +2417,12 @@ export interface operations {
             /** @description The `Idempotency-Key` was used with a different body (`IDEMPOTENCY_KEY_REUSED`). */
             422: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2178,8 +2434,14 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2191,6 +2453,12 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2202,8 +2470,14 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2230,7 +2504,13 @@ export interface operations {
             /** @description The post. */
             200: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
                     ETag: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description `HIT`, `MISS` or `BYPASS` (a draft, or the cache off or unreachable). */
                     "X-Cache": string;
                     [name: string]: unknown;
@@ -2242,7 +2522,13 @@ export interface operations {
             /** @description The client's copy (`If-None-Match`) is current. */
             304: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
                     ETag: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     "X-Cache": string;
                     [name: string]: unknown;
                 };
@@ -2251,6 +2537,12 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2262,6 +2554,12 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
@@ -2275,6 +2573,12 @@ export interface operations {
             /** @description No such resource. */
             404: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2286,6 +2590,12 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2297,8 +2607,14 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2310,6 +2626,12 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2321,8 +2643,14 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2349,6 +2677,12 @@ export interface operations {
             /** @description The post was deleted; here is what it was. */
             200: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2358,6 +2692,12 @@ export interface operations {
             /** @description No such post (already deleted, never existed, or not visible to the caller). */
             204: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2365,6 +2705,12 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2376,6 +2722,12 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
@@ -2389,6 +2741,12 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2400,6 +2758,12 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2411,8 +2775,14 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2424,6 +2794,12 @@ export interface operations {
             /** @description The `If-Match` / `If-None-Match` precondition failed (`PRECONDITION_FAILED`). */
             412: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2435,8 +2811,14 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2448,6 +2830,12 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2459,8 +2847,14 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2491,7 +2885,13 @@ export interface operations {
             /** @description The updated post. */
             200: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
                     ETag: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2501,6 +2901,12 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2512,6 +2918,12 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
@@ -2525,6 +2937,12 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2536,6 +2954,12 @@ export interface operations {
             /** @description No such resource. */
             404: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2547,6 +2971,29 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
+            408: {
+                headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2558,8 +3005,31 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
+            411: {
+                headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2571,6 +3041,12 @@ export interface operations {
             /** @description The `If-Match` / `If-None-Match` precondition failed (`PRECONDITION_FAILED`). */
             412: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2582,6 +3058,12 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2593,6 +3075,12 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2604,8 +3092,14 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2617,6 +3111,12 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -2628,8 +3128,14 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
+                    Deprecation?: string;
+                    /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
+                    Link?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
+                    /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
+                    Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
@@ -3051,11 +3557,33 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
+            408: {
+                headers: {
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Conflict with the current state. */
             409: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
+            411: {
+                headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
                     [name: string]: unknown;
