@@ -43,7 +43,7 @@ def target_of(name, run):
     }
     if name in fixed:
         return fixed[name]
-    m = re.fullmatch(r"(list-(?:first|deep)(?:-db)?)@(.+)", name)
+    m = re.fullmatch(r"(list-(?:first|deep|tag)(?:-db)?)@(.+)", name)
     if m and large and m.group(2) == large:
         return (f"{m.group(1)}@{small}", "p50-same", LIST_SAME_FACTOR)
     return (None, None, None)

@@ -42,8 +42,9 @@ const REFERRER_POLICY: HeaderName = HeaderName::from_static("referrer-policy");
 const X_FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
 const STRICT_TRANSPORT_SECURITY: HeaderName = HeaderName::from_static("strict-transport-security");
 
-/// Methods some route answers; any other is 501 (a known one a path lacks is 405).
-const IMPLEMENTED_METHODS: [Method; 7] = [
+/// The standard methods (RFC 9110) other than CONNECT: a path that lacks one answers 405 with
+/// `Allow`. Any other method (`FOO`, `CONNECT`) is implemented nowhere: 501.
+const KNOWN_METHODS: [Method; 8] = [
     Method::GET,
     Method::HEAD,
     Method::POST,
@@ -51,6 +52,7 @@ const IMPLEMENTED_METHODS: [Method; 7] = [
     Method::PATCH,
     Method::DELETE,
     Method::OPTIONS,
+    Method::TRACE,
 ];
 
 /// Longest request-target (path and query) served; longer is 414.
@@ -261,7 +263,7 @@ impl<E> EdgeEndpoint<E> {
             .closing());
         }
         let method = req.method();
-        if !IMPLEMENTED_METHODS.contains(method) {
+        if !KNOWN_METHODS.contains(method) {
             return Err(Problem::new(
                 StatusCode::NOT_IMPLEMENTED,
                 "NOT_IMPLEMENTED",
