@@ -337,6 +337,7 @@ async fn a_method_implemented_nowhere_is_501_and_a_known_one_on_the_wrong_path_4
     for request in [
         &b"PUT /v1/posts HTTP/1.1\r\nHost: herald\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..],
         &b"TRACE /v1/posts HTTP/1.1\r\nHost: herald\r\nConnection: close\r\n\r\n"[..],
+        &b"QUERY /v1/posts HTTP/1.1\r\nHost: herald\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..],
     ] {
         let answer = raw(&app, request).await;
         let (status, problem, headers) = parse(&answer);
