@@ -8,7 +8,7 @@
 // token). On failure it saves a screenshot to a temp file and prints its path.
 //
 //   HERALD_URL=http://127.0.0.1:3000 node openapi/tools/docs_browser.mjs
-// Env: CHROMIUM_PATH (default /usr/bin/chromium), DOCS_EMAIL / DOCS_PASSWORD (default user1).
+// Env: CHROMIUM_PATH (default /usr/bin/chromium), DOCS_EMAIL / DOCS_PASSWORD (default: a fresh account).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,9 +20,25 @@ if (!baseUrl) {
   process.exit(2);
 }
 const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const email = process.env.DOCS_EMAIL ?? "user1@example.com";
-const password = process.env.DOCS_PASSWORD ?? "user123";
+// A fresh account by default: schemathesis (which runs before this gate) fuzzes the seeded
+// accounts (failed logins count against their rate limit; it may deactivate them as the admin).
+const runId = Math.random().toString(36).slice(2, 10);
+const email = process.env.DOCS_EMAIL ?? `docs-${runId}@example.com`;
+const password = process.env.DOCS_PASSWORD ?? `docs-${runId}-password`;
 const TIMEOUT = 30_000;
+
+if (!process.env.DOCS_EMAIL) {
+  const register = await fetch(`${baseUrl}/v1/auth/register`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email, username: `docs_${runId}`, password }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (register.status !== 201) {
+    console.error(`docs_browser: registering ${email} answered ${register.status}: ${await register.text()}`);
+    process.exit(1);
+  }
+}
 
 const login = await fetch(`${baseUrl}/v1/auth/login`, {
   method: "POST",
