@@ -82,6 +82,10 @@ def check(doc: dict) -> list[str]:
                 problems.append(f"{name}: no tags")
             if not str(op.get("summary", "")).strip():
                 problems.append(f"{name}: no summary")
+            # SDK generators turn descriptions into doc comments: every parameter has one.
+            for parameter in op.get("parameters") or []:
+                if not str(parameter.get("description", "")).strip():
+                    problems.append(f"{name}: parameter {parameter.get('name')!r} has no description")
             responses = op.get("responses") or {}
             if not responses:
                 problems.append(f"{name}: no responses")
@@ -107,12 +111,18 @@ def check(doc: dict) -> list[str]:
                 if body is not None and (body.get("schema") or {}).get("$ref") != PROBLEM_REF:
                     problems.append(f"{where}: schema must be $ref {PROBLEM_REF}, found {body.get('schema')}")
 
+    # ...and every property of every schema (a `$ref` is described by its target).
+    for schema_name, schema in (doc.get("components", {}).get("schemas") or {}).items():
+        for prop, value in (schema.get("properties") or {}).items():
+            if "$ref" not in value and not str(value.get("description", "")).strip():
+                problems.append(f"schema {schema_name}.{prop} has no description")
+
     walk_refs(doc, doc, "#", problems)
     return problems
 
 
 def main() -> int:
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else "openapi/openapi.json")
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "openapi/v1/openapi.json")
     doc = json.loads(path.read_text())
     problems = check(doc)
     count = sum(

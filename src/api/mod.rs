@@ -8,6 +8,7 @@
 //! described in both documents.
 
 pub mod deprecation;
+pub mod described;
 pub mod docs;
 pub mod spec;
 

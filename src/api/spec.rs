@@ -9,7 +9,7 @@
 use poem_openapi::{LicenseObject, OpenApi, OpenApiService, ServerObject};
 use serde_json::{Map, Value};
 
-use super::{V1Apis, V2Apis, deprecation};
+use super::{V1Apis, V2Apis, deprecation, described};
 
 /// The released document: it may only grow (new operations, optional response headers,
 /// descriptions); see `openapi/README.md`.
@@ -76,6 +76,7 @@ pub fn document(version: Version) -> Value {
     };
     let mut spec: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
     finish(&mut spec);
+    described::describe(&mut spec, version == Version::V1);
     if version == Version::V1 {
         deprecation::declare(&mut spec);
     }

@@ -34,8 +34,8 @@ use crate::{
     state::AppState,
 };
 
-/// Where a post is in its life: only `published` posts are public; `draft` and `archived` posts
-/// are seen only by their author, MODERATORs and ADMINs.
+/// Where a post is in its life: only `published` posts are public; `draft` (the default for a
+/// new post) and `archived` posts are seen only by their author, MODERATORs and ADMINs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
 #[oai(rename = "PostStatus", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
@@ -172,7 +172,6 @@ impl StatusFilter {
 pub struct CreatePostRequestV2 {
     pub title: PostTitle,
     pub content: PostContent,
-    /// `draft` (default), `published` or `archived`.
     pub status: Option<Status>,
     /// 0–10 distinct tags (default none).
     #[oai(validator(max_items = 10, unique_items))]

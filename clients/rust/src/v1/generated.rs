@@ -13,6 +13,7 @@ pub mod types {
         ///IATA code; set once, from the path.
         #[serde(rename = "airportCode")]
         pub airport_code: ::std::string::String,
+        ///When the resource was created (RFC 3339, UTC).
         #[serde(rename = "createdAt")]
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///The strong ETag of this representation, quotes included (as in the `ETag` header).
@@ -25,6 +26,7 @@ pub mod types {
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub takeoffs_per_hour: ::std::option::Option<i32>,
+        ///When the resource last changed (RFC 3339, UTC).
         #[serde(rename = "updatedAt")]
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
     }
@@ -36,6 +38,7 @@ pub mod types {
     ///A page of airports, ordered by code.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct AirportPage {
+        ///The page's items, in the list's order.
         pub data: ::std::vec::Vec<Airport>,
         ///The next page's path and query, or `null` on the last page.
         #[serde(
@@ -59,7 +62,9 @@ pub mod types {
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub airport_code: ::std::option::Option<AirportPutRequestAirportCode>,
+        ///Number of runways (at least 1).
         pub runways: ::std::num::NonZeroU32,
+        ///Takeoffs an hour (0 or more), or `null` when unknown.
         #[serde(
             rename = "takeoffsPerHour",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -132,7 +137,9 @@ pub mod types {
     ///The author of a post.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Author {
+        ///The author's user id.
         pub id: ::uuid::Uuid,
+        ///The author's username.
         pub username: ::std::string::String,
     }
     impl Author {
@@ -204,10 +211,12 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct CreatePostRequest {
+        ///The post's body (10–5000 characters).
         pub content: CreatePostRequestContent,
         ///Publish now (`true`) or keep as a draft (default).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub published: ::std::option::Option<bool>,
+        ///The post's title (5–200 characters).
         pub title: CreatePostRequestTitle,
     }
     impl CreatePostRequest {
@@ -215,7 +224,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`CreatePostRequestContent`
+    ///The post's body (10–5000 characters).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct CreatePostRequestContent(::std::string::String);
@@ -273,7 +282,7 @@ pub mod types {
                 })
         }
     }
-    ///`CreatePostRequestTitle`
+    ///The post's title (5–200 characters).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct CreatePostRequestTitle(::std::string::String);
@@ -520,6 +529,7 @@ pub mod types {
     pub struct Health {
         pub services: Services,
         pub status: OverallStatus,
+        ///When the check ran (RFC 3339, UTC).
         pub timestamp: ::chrono::DateTime<::chrono::offset::Utc>,
     }
     impl Health {
@@ -690,7 +700,9 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct LoginRequest {
+        ///The account's email address (unique, case-insensitively).
         pub email: LoginRequestEmail,
+        ///The account's password (8–128 characters); never stored or logged as given.
         pub password: LoginRequestPassword,
     }
     impl LoginRequest {
@@ -698,7 +710,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`LoginRequestEmail`
+    ///The account's email address (unique, case-insensitively).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct LoginRequestEmail(::std::string::String);
@@ -748,7 +760,7 @@ pub mod types {
                 })
         }
     }
-    ///`LoginRequestPassword`
+    ///The account's password (8–128 characters); never stored or logged as given.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct LoginRequestPassword(::std::string::String);
@@ -919,15 +931,20 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Post {
         pub author: Author,
+        ///The post's body (10–5000 characters).
         pub content: ::std::string::String,
+        ///When the resource was created (RFC 3339, UTC).
         #[serde(rename = "createdAt")]
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///The strong ETag of this representation, quotes included (as in the `ETag` header).
         pub etag: ::std::string::String,
+        ///The resource's id (a UUIDv7: time-ordered).
         pub id: ::uuid::Uuid,
         ///Drafts (`false`) are visible only to their author, MODERATORs and ADMINs.
         pub published: bool,
+        ///The post's title (5–200 characters).
         pub title: ::std::string::String,
+        ///When the resource last changed (RFC 3339, UTC).
         #[serde(rename = "updatedAt")]
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
     }
@@ -939,6 +956,7 @@ pub mod types {
     ///A page of posts, newest first.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct PostPage {
+        ///The page's items, in the list's order.
         pub data: ::std::vec::Vec<Post>,
         ///The next page's path and query, or `null` on the last page.
         #[serde(
@@ -956,10 +974,13 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     #[serde(deny_unknown_fields)]
     pub struct PostPatchRequest {
+        ///The post's body (10–5000 characters).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub content: ::std::option::Option<PostPatchRequestContent>,
+        ///`true` publishes; `false` makes a published post a draft.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub published: ::std::option::Option<bool>,
+        ///The post's title (5–200 characters).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<PostPatchRequestTitle>,
     }
@@ -968,7 +989,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`PostPatchRequestContent`
+    ///The post's body (10–5000 characters).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct PostPatchRequestContent(::std::string::String);
@@ -1026,7 +1047,7 @@ pub mod types {
                 })
         }
     }
-    ///`PostPatchRequestTitle`
+    ///The post's title (5–200 characters).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct PostPatchRequestTitle(::std::string::String);
@@ -1241,6 +1262,7 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct RefreshRequest {
+        ///An opaque refresh token from a login or refresh.
         #[serde(rename = "refreshToken")]
         pub refresh_token: RefreshRequestRefreshToken,
     }
@@ -1249,7 +1271,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`RefreshRequestRefreshToken`
+    ///An opaque refresh token from a login or refresh.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct RefreshRequestRefreshToken(::std::string::String);
@@ -1311,18 +1333,23 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct RegisterRequest {
+        ///The account's email address (unique, case-insensitively).
         pub email: RegisterRequestEmail,
+        ///Given name (optional).
         #[serde(
             rename = "firstName",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub first_name: ::std::option::Option<RegisterRequestFirstName>,
+        ///Family name (optional).
         #[serde(
             rename = "lastName",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub last_name: ::std::option::Option<RegisterRequestLastName>,
+        ///The account's password (8–128 characters); never stored or logged as given.
         pub password: RegisterRequestPassword,
+        ///The account's username: 3–32 of `a-z`, `0-9`, `_` (unique, case-insensitively).
         pub username: RegisterRequestUsername,
     }
     impl RegisterRequest {
@@ -1330,7 +1357,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`RegisterRequestEmail`
+    ///The account's email address (unique, case-insensitively).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct RegisterRequestEmail(::std::string::String);
@@ -1380,7 +1407,7 @@ pub mod types {
                 })
         }
     }
-    ///`RegisterRequestFirstName`
+    ///Given name (optional).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct RegisterRequestFirstName(::std::string::String);
@@ -1438,7 +1465,7 @@ pub mod types {
                 })
         }
     }
-    ///`RegisterRequestLastName`
+    ///Family name (optional).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct RegisterRequestLastName(::std::string::String);
@@ -1496,7 +1523,7 @@ pub mod types {
                 })
         }
     }
-    ///`RegisterRequestPassword`
+    ///The account's password (8–128 characters); never stored or logged as given.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct RegisterRequestPassword(::std::string::String);
@@ -1554,7 +1581,7 @@ pub mod types {
                 })
         }
     }
-    ///`RegisterRequestUsername`
+    ///The account's username: 3–32 of `a-z`, `0-9`, `_` (unique, case-insensitively).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct RegisterRequestUsername(::std::string::String);
@@ -1681,9 +1708,12 @@ pub mod types {
     ///Who the tokens belong to.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct SessionUser {
+        ///The account's email address (unique, case-insensitively).
         pub email: ::std::string::String,
+        ///The logged-in user's id.
         pub id: ::uuid::Uuid,
         pub role: Role,
+        ///The account's username: 3–32 of `a-z`, `0-9`, `_` (unique, case-insensitively).
         pub username: ::std::string::String,
     }
     impl SessionUser {
@@ -1771,27 +1801,35 @@ pub mod types {
     ///An account, as the API shows it (never the password hash).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct User {
+        ///When the resource was created (RFC 3339, UTC).
         #[serde(rename = "createdAt")]
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The account's email address (unique, case-insensitively).
         pub email: ::std::string::String,
         ///The strong ETag of this representation, quotes included (as in the `ETag` header).
         pub etag: ::std::string::String,
+        ///Given name (optional).
         #[serde(
             rename = "firstName",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub first_name: ::std::option::Option<::std::string::String>,
+        ///The resource's id (a UUIDv7: time-ordered).
         pub id: ::uuid::Uuid,
+        ///Whether the account may log in (`false`: disabled, sessions revoked).
         #[serde(rename = "isActive")]
         pub is_active: bool,
+        ///Family name (optional).
         #[serde(
             rename = "lastName",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub last_name: ::std::option::Option<::std::string::String>,
         pub role: Role,
+        ///When the resource last changed (RFC 3339, UTC).
         #[serde(rename = "updatedAt")]
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The account's username: 3–32 of `a-z`, `0-9`, `_` (unique, case-insensitively).
         pub username: ::std::string::String,
     }
     impl User {
@@ -1802,6 +1840,7 @@ pub mod types {
     ///A page of users, newest first.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct UserPage {
+        ///The page's items, in the list's order.
         pub data: ::std::vec::Vec<User>,
         ///The next page's path and query, or `null` on the last page.
         #[serde(
@@ -3597,6 +3636,9 @@ impl Client {
     ///
     /// Sends a `GET` request to `/v1/airports/{code}`
     ///
+    /// Arguments:
+    /// - `code`: The airport's IATA code: 3 uppercase letters (`LAX`).
+    /// - `if_none_match`: The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current.
     /// ```ignore
     /// let response = client.get_airport()
     /// .code(code)
@@ -3614,6 +3656,11 @@ impl Client {
     ///
     /// Sends a `PUT` request to `/v1/airports/{code}`
     ///
+    /// Arguments:
+    /// - `code`: The airport's IATA code: 3 uppercase letters (`LAX`).
+    /// - `if_match`: Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise.
+    /// - `if_none_match`: The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current.
+    /// - `body`
     /// ```ignore
     /// let response = client.put_airport()
     /// .code(code)
@@ -3632,6 +3679,9 @@ impl Client {
     ///
     /// Sends a `DELETE` request to `/v1/airports/{code}`
     ///
+    /// Arguments:
+    /// - `code`: The airport's IATA code: 3 uppercase letters (`LAX`).
+    /// - `if_match`: Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise.
     /// ```ignore
     /// let response = client.delete_airport()
     /// .code(code)
@@ -3649,6 +3699,11 @@ impl Client {
     ///
     /// Sends a `PATCH` request to `/v1/airports/{code}`
     ///
+    /// Arguments:
+    /// - `code`: The airport's IATA code: 3 uppercase letters (`LAX`).
+    /// - `if_match`: Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise.
+    /// - `if_none_match`: The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current.
+    /// - `body`
     /// ```ignore
     /// let response = client.patch_airport()
     /// .code(code)
@@ -3775,6 +3830,9 @@ impl Client {
     ///
     /// Sends a `GET` request to `/v1/posts/{id}`
     ///
+    /// Arguments:
+    /// - `id`: The resource's id.
+    /// - `if_none_match`: The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current.
     /// ```ignore
     /// let response = client.get_post()
     /// .id(id)
@@ -3792,6 +3850,9 @@ impl Client {
     ///
     /// Sends a `DELETE` request to `/v1/posts/{id}`
     ///
+    /// Arguments:
+    /// - `id`: The resource's id.
+    /// - `if_match`: Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise.
     /// ```ignore
     /// let response = client.delete_post()
     /// .id(id)
@@ -3809,6 +3870,10 @@ impl Client {
     ///
     /// Sends a `PATCH` request to `/v1/posts/{id}`
     ///
+    /// Arguments:
+    /// - `id`: The resource's id.
+    /// - `if_match`: Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise.
+    /// - `body`
     /// ```ignore
     /// let response = client.update_post()
     /// .id(id)
@@ -3843,6 +3908,8 @@ impl Client {
     ///
     /// Sends a `GET` request to `/v1/users/me`
     ///
+    /// Arguments:
+    /// - `if_none_match`: The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current.
     /// ```ignore
     /// let response = client.get_current_user()
     /// .if_none_match(if_none_match)
@@ -3858,6 +3925,9 @@ impl Client {
     ///
     /// Sends a `GET` request to `/v1/users/{id}`
     ///
+    /// Arguments:
+    /// - `id`: The resource's id.
+    /// - `if_none_match`: The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current.
     /// ```ignore
     /// let response = client.get_user()
     /// .id(id)
@@ -3875,6 +3945,10 @@ impl Client {
     ///
     /// Sends a `PATCH` request to `/v1/users/{id}`
     ///
+    /// Arguments:
+    /// - `id`: The resource's id.
+    /// - `if_match`: Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise.
+    /// - `body`
     /// ```ignore
     /// let response = client.update_user()
     /// .id(id)

@@ -13,6 +13,7 @@ pub mod types {
         ///IATA code; set once, from the path.
         #[serde(rename = "airportCode")]
         pub airport_code: ::std::string::String,
+        ///When the resource was created (RFC 3339, UTC).
         #[serde(rename = "createdAt")]
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///The strong ETag of this representation, quotes included (as in the `ETag` header).
@@ -25,6 +26,7 @@ pub mod types {
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub takeoffs_per_hour: ::std::option::Option<i32>,
+        ///When the resource last changed (RFC 3339, UTC).
         #[serde(rename = "updatedAt")]
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
     }
@@ -36,11 +38,12 @@ pub mod types {
     ///A page of airports, ordered by code.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct AirportPage {
+        ///The page's items, in the list's order.
         pub data: ::std::vec::Vec<Airport>,
         ///The next page's path and query, or `null` on the last page.
         #[serde(
             rename = "nextLink",
-            skip_serializing_if = "::std::option::Option::is_none"
+            deserialize_with = "::std::option::Option::deserialize"
         )]
         pub next_link: ::std::option::Option<::std::string::String>,
     }
@@ -59,7 +62,9 @@ pub mod types {
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub airport_code: ::std::option::Option<AirportPutRequestAirportCode>,
+        ///Number of runways (at least 1).
         pub runways: ::std::num::NonZeroU32,
+        ///Takeoffs an hour (0 or more), or `null` when unknown.
         #[serde(
             rename = "takeoffsPerHour",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -132,7 +137,9 @@ pub mod types {
     ///The author of a post.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Author {
+        ///The author's user id.
         pub id: ::uuid::Uuid,
+        ///The author's username.
         pub username: ::std::string::String,
     }
     impl Author {
@@ -204,12 +211,14 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct CreatePostRequest {
+        ///The post's body (10–5000 characters).
         pub content: CreatePostRequestContent,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub status: ::std::option::Option<PostStatus>,
         ///0–10 distinct tags (default none).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tags: ::std::option::Option<::std::vec::Vec<CreatePostRequestTagsItem>>,
+        ///The post's title (5–200 characters).
         pub title: CreatePostRequestTitle,
     }
     impl CreatePostRequest {
@@ -217,7 +226,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`CreatePostRequestContent`
+    ///The post's body (10–5000 characters).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct CreatePostRequestContent(::std::string::String);
@@ -333,7 +342,7 @@ pub mod types {
                 })
         }
     }
-    ///`CreatePostRequestTitle`
+    ///The post's title (5–200 characters).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct CreatePostRequestTitle(::std::string::String);
@@ -580,6 +589,7 @@ pub mod types {
     pub struct Health {
         pub services: Services,
         pub status: OverallStatus,
+        ///When the check ran (RFC 3339, UTC).
         pub timestamp: ::chrono::DateTime<::chrono::offset::Utc>,
     }
     impl Health {
@@ -808,7 +818,9 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct LoginRequest {
+        ///The account's email address (unique, case-insensitively).
         pub email: LoginRequestEmail,
+        ///The account's password (8–128 characters); never stored or logged as given.
         pub password: LoginRequestPassword,
     }
     impl LoginRequest {
@@ -816,7 +828,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`LoginRequestEmail`
+    ///The account's email address (unique, case-insensitively).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct LoginRequestEmail(::std::string::String);
@@ -866,7 +878,7 @@ pub mod types {
                 })
         }
     }
-    ///`LoginRequestPassword`
+    ///The account's password (8–128 characters); never stored or logged as given.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct LoginRequestPassword(::std::string::String);
@@ -1037,11 +1049,14 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Post {
         pub author: Author,
+        ///The post's body (10–5000 characters).
         pub content: ::std::string::String,
+        ///When the resource was created (RFC 3339, UTC).
         #[serde(rename = "createdAt")]
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///The strong ETag of this version of the post (shared with its v1 representation).
         pub etag: ::std::string::String,
+        ///The resource's id (a UUIDv7: time-ordered).
         pub id: ::uuid::Uuid,
         ///When the post was first published (set once, never changed); `null` before.
         #[serde(
@@ -1052,7 +1067,9 @@ pub mod types {
         pub status: PostStatus,
         ///0–10 distinct tags, in the order given.
         pub tags: ::std::vec::Vec<::std::string::String>,
+        ///The post's title (5–200 characters).
         pub title: ::std::string::String,
+        ///When the resource last changed (RFC 3339, UTC).
         #[serde(rename = "updatedAt")]
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
     }
@@ -1064,11 +1081,12 @@ pub mod types {
     ///A page of posts, newest first.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct PostPage {
+        ///The page's items, in the list's order.
         pub data: ::std::vec::Vec<Post>,
         ///The next page's path and query, or `null` on the last page.
         #[serde(
             rename = "nextLink",
-            skip_serializing_if = "::std::option::Option::is_none"
+            deserialize_with = "::std::option::Option::deserialize"
         )]
         pub next_link: ::std::option::Option<::std::string::String>,
     }
@@ -1082,12 +1100,15 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     #[serde(deny_unknown_fields)]
     pub struct PostPatchRequest {
+        ///The post's body (10–5000 characters).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub content: ::std::option::Option<PostPatchRequestContent>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub status: ::std::option::Option<PostStatus>,
+        ///0–10 distinct tags of `a-z`, `0-9` and `-` (1–32 characters each), in the order given.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tags: ::std::option::Option<::std::vec::Vec<PostPatchRequestTagsItem>>,
+        ///The post's title (5–200 characters).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<PostPatchRequestTitle>,
     }
@@ -1096,7 +1117,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`PostPatchRequestContent`
+    ///The post's body (10–5000 characters).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct PostPatchRequestContent(::std::string::String);
@@ -1212,7 +1233,7 @@ pub mod types {
                 })
         }
     }
-    ///`PostPatchRequestTitle`
+    ///The post's title (5–200 characters).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct PostPatchRequestTitle(::std::string::String);
@@ -1270,8 +1291,8 @@ pub mod types {
                 })
         }
     }
-    /// Where a post is in its life: only `published` posts are public; `draft` and `archived` posts
-    /// are seen only by their author, MODERATORs and ADMINs.
+    /// Where a post is in its life: only `published` posts are public; `draft` (the default for a
+    /// new post) and `archived` posts are seen only by their author, MODERATORs and ADMINs.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -1542,6 +1563,7 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct RefreshRequest {
+        ///An opaque refresh token from a login or refresh.
         #[serde(rename = "refreshToken")]
         pub refresh_token: RefreshRequestRefreshToken,
     }
@@ -1550,7 +1572,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`RefreshRequestRefreshToken`
+    ///An opaque refresh token from a login or refresh.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct RefreshRequestRefreshToken(::std::string::String);
@@ -1612,18 +1634,23 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct RegisterRequest {
+        ///The account's email address (unique, case-insensitively).
         pub email: RegisterRequestEmail,
+        ///Given name (optional).
         #[serde(
             rename = "firstName",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub first_name: ::std::option::Option<RegisterRequestFirstName>,
+        ///Family name (optional).
         #[serde(
             rename = "lastName",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub last_name: ::std::option::Option<RegisterRequestLastName>,
+        ///The account's password (8–128 characters); never stored or logged as given.
         pub password: RegisterRequestPassword,
+        ///The account's username: 3–32 of `a-z`, `0-9`, `_` (unique, case-insensitively).
         pub username: RegisterRequestUsername,
     }
     impl RegisterRequest {
@@ -1631,7 +1658,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`RegisterRequestEmail`
+    ///The account's email address (unique, case-insensitively).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct RegisterRequestEmail(::std::string::String);
@@ -1681,7 +1708,7 @@ pub mod types {
                 })
         }
     }
-    ///`RegisterRequestFirstName`
+    ///Given name (optional).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct RegisterRequestFirstName(::std::string::String);
@@ -1739,7 +1766,7 @@ pub mod types {
                 })
         }
     }
-    ///`RegisterRequestLastName`
+    ///Family name (optional).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct RegisterRequestLastName(::std::string::String);
@@ -1797,7 +1824,7 @@ pub mod types {
                 })
         }
     }
-    ///`RegisterRequestPassword`
+    ///The account's password (8–128 characters); never stored or logged as given.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct RegisterRequestPassword(::std::string::String);
@@ -1855,7 +1882,7 @@ pub mod types {
                 })
         }
     }
-    ///`RegisterRequestUsername`
+    ///The account's username: 3–32 of `a-z`, `0-9`, `_` (unique, case-insensitively).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct RegisterRequestUsername(::std::string::String);
@@ -1982,9 +2009,12 @@ pub mod types {
     ///Who the tokens belong to.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct SessionUser {
+        ///The account's email address (unique, case-insensitively).
         pub email: ::std::string::String,
+        ///The logged-in user's id.
         pub id: ::uuid::Uuid,
         pub role: Role,
+        ///The account's username: 3–32 of `a-z`, `0-9`, `_` (unique, case-insensitively).
         pub username: ::std::string::String,
     }
     impl SessionUser {
@@ -2006,7 +2036,7 @@ pub mod types {
         pub refresh_token: ::std::string::String,
         ///Always `Bearer`.
         #[serde(rename = "tokenType")]
-        pub token_type: ::std::string::String,
+        pub token_type: TokenResponseTokenType,
         pub user: SessionUser,
     }
     impl TokenResponse {
@@ -2014,30 +2044,84 @@ pub mod types {
             Default::default()
         }
     }
+    ///Always `Bearer`.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum TokenResponseTokenType {
+        Bearer,
+    }
+    impl ::std::fmt::Display for TokenResponseTokenType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Bearer => f.write_str("Bearer"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for TokenResponseTokenType {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "Bearer" => Ok(Self::Bearer),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for TokenResponseTokenType {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for TokenResponseTokenType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///An account, as the API shows it (never the password hash).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct User {
+        ///When the resource was created (RFC 3339, UTC).
         #[serde(rename = "createdAt")]
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The account's email address (unique, case-insensitively).
         pub email: ::std::string::String,
         ///The strong ETag of this representation, quotes included (as in the `ETag` header).
         pub etag: ::std::string::String,
+        ///Given name (optional).
         #[serde(
             rename = "firstName",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub first_name: ::std::option::Option<::std::string::String>,
+        ///The resource's id (a UUIDv7: time-ordered).
         pub id: ::uuid::Uuid,
+        ///Whether the account may log in (`false`: disabled, sessions revoked).
         #[serde(rename = "isActive")]
         pub is_active: bool,
+        ///Family name (optional).
         #[serde(
             rename = "lastName",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub last_name: ::std::option::Option<::std::string::String>,
         pub role: Role,
+        ///When the resource last changed (RFC 3339, UTC).
         #[serde(rename = "updatedAt")]
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The account's username: 3–32 of `a-z`, `0-9`, `_` (unique, case-insensitively).
         pub username: ::std::string::String,
     }
     impl User {
@@ -2048,11 +2132,12 @@ pub mod types {
     ///A page of users, newest first.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct UserPage {
+        ///The page's items, in the list's order.
         pub data: ::std::vec::Vec<User>,
         ///The next page's path and query, or `null` on the last page.
         #[serde(
             rename = "nextLink",
-            skip_serializing_if = "::std::option::Option::is_none"
+            deserialize_with = "::std::option::Option::deserialize"
         )]
         pub next_link: ::std::option::Option<::std::string::String>,
     }
@@ -2192,7 +2277,7 @@ pub mod types {
             fn default() -> Self {
                 Self {
                     data: Err("no value supplied for data".to_string()),
-                    next_link: Ok(Default::default()),
+                    next_link: Err("no value supplied for next_link".to_string()),
                 }
             }
         }
@@ -2824,7 +2909,7 @@ pub mod types {
             fn default() -> Self {
                 Self {
                     data: Err("no value supplied for data".to_string()),
-                    next_link: Ok(Default::default()),
+                    next_link: Err("no value supplied for next_link".to_string()),
                 }
             }
         }
@@ -3445,7 +3530,7 @@ pub mod types {
             access_token: ::std::result::Result<::std::string::String, ::std::string::String>,
             expires_in: ::std::result::Result<u64, ::std::string::String>,
             refresh_token: ::std::result::Result<::std::string::String, ::std::string::String>,
-            token_type: ::std::result::Result<::std::string::String, ::std::string::String>,
+            token_type: ::std::result::Result<super::TokenResponseTokenType, ::std::string::String>,
             user: ::std::result::Result<super::SessionUser, ::std::string::String>,
         }
         impl ::std::default::Default for TokenResponse {
@@ -3492,7 +3577,7 @@ pub mod types {
             }
             pub fn token_type<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::TokenResponseTokenType>,
                 T::Error: ::std::fmt::Display,
             {
                 self.token_type = value
@@ -3724,7 +3809,7 @@ pub mod types {
             fn default() -> Self {
                 Self {
                     data: Err("no value supplied for data".to_string()),
-                    next_link: Ok(Default::default()),
+                    next_link: Err("no value supplied for next_link".to_string()),
                 }
             }
         }
@@ -3925,6 +4010,9 @@ impl Client {
     ///
     /// Sends a `GET` request to `/v2/airports/{code}`
     ///
+    /// Arguments:
+    /// - `code`: The airport's IATA code: 3 uppercase letters (`LAX`).
+    /// - `if_none_match`: The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current.
     /// ```ignore
     /// let response = client.get_airport()
     /// .code(code)
@@ -3942,6 +4030,11 @@ impl Client {
     ///
     /// Sends a `PUT` request to `/v2/airports/{code}`
     ///
+    /// Arguments:
+    /// - `code`: The airport's IATA code: 3 uppercase letters (`LAX`).
+    /// - `if_match`: Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise.
+    /// - `if_none_match`: The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current.
+    /// - `body`
     /// ```ignore
     /// let response = client.put_airport()
     /// .code(code)
@@ -3960,6 +4053,9 @@ impl Client {
     ///
     /// Sends a `DELETE` request to `/v2/airports/{code}`
     ///
+    /// Arguments:
+    /// - `code`: The airport's IATA code: 3 uppercase letters (`LAX`).
+    /// - `if_match`: Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise.
     /// ```ignore
     /// let response = client.delete_airport()
     /// .code(code)
@@ -3977,6 +4073,11 @@ impl Client {
     ///
     /// Sends a `PATCH` request to `/v2/airports/{code}`
     ///
+    /// Arguments:
+    /// - `code`: The airport's IATA code: 3 uppercase letters (`LAX`).
+    /// - `if_match`: Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise.
+    /// - `if_none_match`: The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current.
+    /// - `body`
     /// ```ignore
     /// let response = client.patch_airport()
     /// .code(code)
@@ -4106,6 +4207,9 @@ impl Client {
     ///
     /// Sends a `GET` request to `/v2/posts/{id}`
     ///
+    /// Arguments:
+    /// - `id`: The resource's id.
+    /// - `if_none_match`: The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current.
     /// ```ignore
     /// let response = client.get_post()
     /// .id(id)
@@ -4123,6 +4227,9 @@ impl Client {
     ///
     /// Sends a `DELETE` request to `/v2/posts/{id}`
     ///
+    /// Arguments:
+    /// - `id`: The resource's id.
+    /// - `if_match`: Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise.
     /// ```ignore
     /// let response = client.delete_post()
     /// .id(id)
@@ -4140,6 +4247,10 @@ impl Client {
     ///
     /// Sends a `PATCH` request to `/v2/posts/{id}`
     ///
+    /// Arguments:
+    /// - `id`: The resource's id.
+    /// - `if_match`: Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise.
+    /// - `body`
     /// ```ignore
     /// let response = client.update_post()
     /// .id(id)
@@ -4174,6 +4285,8 @@ impl Client {
     ///
     /// Sends a `GET` request to `/v2/users/me`
     ///
+    /// Arguments:
+    /// - `if_none_match`: The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current.
     /// ```ignore
     /// let response = client.get_current_user()
     /// .if_none_match(if_none_match)
@@ -4189,6 +4302,9 @@ impl Client {
     ///
     /// Sends a `GET` request to `/v2/users/{id}`
     ///
+    /// Arguments:
+    /// - `id`: The resource's id.
+    /// - `if_none_match`: The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current.
     /// ```ignore
     /// let response = client.get_user()
     /// .id(id)
@@ -4206,6 +4322,10 @@ impl Client {
     ///
     /// Sends a `PATCH` request to `/v2/users/{id}`
     ///
+    /// Arguments:
+    /// - `id`: The resource's id.
+    /// - `if_match`: Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise.
+    /// - `body`
     /// ```ignore
     /// let response = client.update_user()
     /// .id(id)

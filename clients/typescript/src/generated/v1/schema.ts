@@ -330,7 +330,10 @@ export interface components {
         Airport: {
             /** @description IATA code; set once, from the path. */
             airportCode: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the resource was created (RFC 3339, UTC).
+             */
             createdAt: string;
             /** @description The strong ETag of this representation, quotes included (as in the `ETag` header). */
             etag: string;
@@ -344,7 +347,10 @@ export interface components {
              * @description Takeoffs per hour, when known.
              */
             takeoffsPerHour?: number | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the resource last changed (RFC 3339, UTC).
+             */
             updatedAt: string;
         };
         /**
@@ -352,6 +358,7 @@ export interface components {
          * @description A page of airports, ordered by code.
          */
         AirportPage: {
+            /** @description The page's items, in the list's order. */
             data: components["schemas"]["Airport"][];
             /** @description The next page's path and query, or `null` on the last page. */
             nextLink?: string | null;
@@ -370,9 +377,15 @@ export interface components {
              * @example LAX
              */
             airportCode?: string;
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description Number of runways (at least 1).
+             */
             runways?: number;
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description Takeoffs an hour (0 or more), or `null` when unknown.
+             */
             takeoffsPerHour?: number | null;
         };
         /**
@@ -390,9 +403,15 @@ export interface components {
              * @example LAX
              */
             airportCode?: string;
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description Number of runways (at least 1).
+             */
             runways: number;
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description Takeoffs an hour (0 or more), or `null` when unknown.
+             */
             takeoffsPerHour?: number | null;
         };
         /**
@@ -400,8 +419,12 @@ export interface components {
          * @description The author of a post.
          */
         Author: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The author's user id.
+             */
             id: string;
+            /** @description The author's username. */
             username: string;
         };
         /**
@@ -409,11 +432,17 @@ export interface components {
          * @description A new post.
          */
         CreatePostRequest: {
-            /** @example The first post on this server. */
+            /**
+             * @description The post's body (10–5000 characters).
+             * @example The first post on this server.
+             */
             content: string;
             /** @description Publish now (`true`) or keep as a draft (default). */
             published?: boolean;
-            /** @example Hello, Herald */
+            /**
+             * @description The post's title (5–200 characters).
+             * @example Hello, Herald
+             */
             title: string;
         };
         /** @enum {string} */
@@ -435,7 +464,10 @@ export interface components {
         Health: {
             services: components["schemas"]["Services"];
             status: components["schemas"]["OverallStatus"];
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the check ran (RFC 3339, UTC).
+             */
             timestamp: string;
         };
         /**
@@ -445,9 +477,11 @@ export interface components {
         LoginRequest: {
             /**
              * Format: email
+             * @description The account's email address (unique, case-insensitively).
              * @example alice@example.com
              */
             email: string;
+            /** @description The account's password (8–128 characters); never stored or logged as given. */
             password: string;
         };
         /** @enum {string} */
@@ -458,17 +492,28 @@ export interface components {
          */
         Post: {
             author: components["schemas"]["Author"];
+            /** @description The post's body (10–5000 characters). */
             content: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the resource was created (RFC 3339, UTC).
+             */
             createdAt: string;
             /** @description The strong ETag of this representation, quotes included (as in the `ETag` header). */
             etag: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The resource's id (a UUIDv7: time-ordered).
+             */
             id: string;
             /** @description Drafts (`false`) are visible only to their author, MODERATORs and ADMINs. */
             published: boolean;
+            /** @description The post's title (5–200 characters). */
             title: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the resource last changed (RFC 3339, UTC).
+             */
             updatedAt: string;
         };
         /**
@@ -476,6 +521,7 @@ export interface components {
          * @description A page of posts, newest first.
          */
         PostPage: {
+            /** @description The page's items, in the list's order. */
             data: components["schemas"]["Post"][];
             /** @description The next page's path and query, or `null` on the last page. */
             nextLink?: string | null;
@@ -485,10 +531,17 @@ export interface components {
          * @description Changes to a post (JSON merge-patch): absent fields stay as they are.
          */
         PostPatchRequest: {
-            /** @example The first post on this server. */
+            /**
+             * @description The post's body (10–5000 characters).
+             * @example The first post on this server.
+             */
             content?: string;
+            /** @description `true` publishes; `false` makes a published post a draft. */
             published?: boolean;
-            /** @example Hello, Herald */
+            /**
+             * @description The post's title (5–200 characters).
+             * @example Hello, Herald
+             */
             title?: string;
         };
         /**
@@ -547,6 +600,7 @@ export interface components {
          * @description A refresh token, for clients that do not keep the cookie.
          */
         RefreshRequest: {
+            /** @description An opaque refresh token from a login or refresh. */
             refreshToken: string;
         };
         /**
@@ -556,14 +610,23 @@ export interface components {
         RegisterRequest: {
             /**
              * Format: email
+             * @description The account's email address (unique, case-insensitively).
              * @example alice@example.com
              */
             email: string;
+            /** @description Given name (optional). */
             firstName?: string | null;
+            /** @description Family name (optional). */
             lastName?: string | null;
-            /** Format: password */
+            /**
+             * Format: password
+             * @description The account's password (8–128 characters); never stored or logged as given.
+             */
             password: string;
-            /** @example alice */
+            /**
+             * @description The account's username: 3–32 of `a-z`, `0-9`, `_` (unique, case-insensitively).
+             * @example alice
+             */
             username: string;
         };
         /**
@@ -584,10 +647,15 @@ export interface components {
          * @description Who the tokens belong to.
          */
         SessionUser: {
+            /** @description The account's email address (unique, case-insensitively). */
             email: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The logged-in user's id.
+             */
             id: string;
             role: components["schemas"]["Role"];
+            /** @description The account's username: 3–32 of `a-z`, `0-9`, `_` (unique, case-insensitively). */
             username: string;
         };
         /**
@@ -618,19 +686,33 @@ export interface components {
          * @description An account, as the API shows it (never the password hash).
          */
         User: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the resource was created (RFC 3339, UTC).
+             */
             createdAt: string;
+            /** @description The account's email address (unique, case-insensitively). */
             email: string;
             /** @description The strong ETag of this representation, quotes included (as in the `ETag` header). */
             etag: string;
+            /** @description Given name (optional). */
             firstName?: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The resource's id (a UUIDv7: time-ordered).
+             */
             id: string;
+            /** @description Whether the account may log in (`false`: disabled, sessions revoked). */
             isActive: boolean;
+            /** @description Family name (optional). */
             lastName?: string | null;
             role: components["schemas"]["Role"];
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the resource last changed (RFC 3339, UTC).
+             */
             updatedAt: string;
+            /** @description The account's username: 3–32 of `a-z`, `0-9`, `_` (unique, case-insensitively). */
             username: string;
         };
         /**
@@ -638,6 +720,7 @@ export interface components {
          * @description A page of users, newest first.
          */
         UserPage: {
+            /** @description The page's items, in the list's order. */
             data: components["schemas"]["User"][];
             /** @description The next page's path and query, or `null` on the last page. */
             nextLink?: string | null;
@@ -648,8 +731,11 @@ export interface components {
          *     `isActive` are for ADMINs only; `isActive: false` revokes the user's refresh tokens.
          */
         UserPatchRequest: {
+            /** @description Given name (optional). */
             firstName?: string | null;
+            /** @description Whether the account may log in (`false`: disabled, sessions revoked). */
             isActive?: boolean;
+            /** @description Family name (optional). */
             lastName?: string | null;
             role?: components["schemas"]["Role"];
         };
@@ -674,6 +760,8 @@ export interface operations {
             /** @description The database answers (the cache may be `degraded`). */
             200: {
                 headers: {
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -685,6 +773,8 @@ export interface operations {
                 headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -696,6 +786,8 @@ export interface operations {
                 headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -705,6 +797,10 @@ export interface operations {
             /** @description The database is down. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -725,6 +821,8 @@ export interface operations {
             /** @description The process runs. */
             200: {
                 headers: {
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -736,6 +834,8 @@ export interface operations {
                 headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -747,6 +847,8 @@ export interface operations {
                 headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -767,6 +869,8 @@ export interface operations {
             /** @description Ready to serve. */
             200: {
                 headers: {
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -778,6 +882,8 @@ export interface operations {
                 headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -789,6 +895,8 @@ export interface operations {
                 headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -798,6 +906,10 @@ export interface operations {
             /** @description Starting, draining for shutdown, or without a database. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -823,6 +935,18 @@ export interface operations {
             /** @description A page of airports. */
             200: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -832,8 +956,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -843,8 +979,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -854,10 +1002,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -867,8 +1027,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -878,10 +1050,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -894,9 +1078,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current. */
                 "If-None-Match"?: string;
             };
             path: {
+                /** @description The airport's IATA code: 3 uppercase letters (`LAX`). */
                 code: string;
             };
             cookie?: never;
@@ -907,6 +1093,18 @@ export interface operations {
             200: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -917,6 +1115,18 @@ export interface operations {
             304: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -924,8 +1134,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -935,8 +1157,20 @@ export interface operations {
             /** @description No such resource. */
             404: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -946,8 +1180,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -957,10 +1203,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -970,8 +1228,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -981,10 +1251,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -997,16 +1279,25 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise. */
                 "If-Match"?: string;
+                /** @description The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current. */
                 "If-None-Match"?: string;
             };
             path: {
+                /** @description The airport's IATA code: 3 uppercase letters (`LAX`). */
                 code: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "runways": 4,
+                 *       "takeoffsPerHour": 60
+                 *     }
+                 */
                 "application/json": components["schemas"]["AirportPutRequest"];
             };
         };
@@ -1015,6 +1306,18 @@ export interface operations {
             200: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1027,6 +1330,18 @@ export interface operations {
                     ETag: string;
                     /** @description `/v1/airports/{code}` */
                     Location: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1036,8 +1351,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1047,10 +1374,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1060,8 +1399,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1071,8 +1422,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1082,8 +1445,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1093,10 +1468,22 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1106,8 +1493,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1117,8 +1516,20 @@ export interface operations {
             /** @description The `If-Match` / `If-None-Match` precondition failed (`PRECONDITION_FAILED`). */
             412: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1128,8 +1539,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1139,8 +1562,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1150,10 +1585,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1163,8 +1610,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1174,10 +1633,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1190,9 +1661,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise. */
                 "If-Match"?: string;
             };
             path: {
+                /** @description The airport's IATA code: 3 uppercase letters (`LAX`). */
                 code: string;
             };
             cookie?: never;
@@ -1202,6 +1675,18 @@ export interface operations {
             /** @description The airport was deleted; here is what it was. */
             200: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1211,6 +1696,18 @@ export interface operations {
             /** @description No such airport. */
             204: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1218,8 +1715,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1229,10 +1738,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1242,8 +1763,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1253,8 +1786,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1264,10 +1809,22 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1277,8 +1834,20 @@ export interface operations {
             /** @description The `If-Match` / `If-None-Match` precondition failed (`PRECONDITION_FAILED`). */
             412: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1288,10 +1857,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1301,8 +1882,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1312,10 +1905,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1328,16 +1933,24 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise. */
                 "If-Match"?: string;
+                /** @description The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current. */
                 "If-None-Match"?: string;
             };
             path: {
+                /** @description The airport's IATA code: 3 uppercase letters (`LAX`). */
                 code: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "takeoffsPerHour": null
+                 *     }
+                 */
                 "application/merge-patch+json": components["schemas"]["AirportPatchRequest"];
             };
         };
@@ -1346,6 +1959,18 @@ export interface operations {
             200: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1358,6 +1983,18 @@ export interface operations {
                     ETag: string;
                     /** @description `/v1/airports/{code}` */
                     Location: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1367,8 +2004,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1378,10 +2027,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1391,8 +2052,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1402,8 +2075,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1413,8 +2098,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1424,10 +2121,22 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1437,8 +2146,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1448,8 +2169,20 @@ export interface operations {
             /** @description The `If-Match` / `If-None-Match` precondition failed (`PRECONDITION_FAILED`). */
             412: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1459,8 +2192,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1470,8 +2215,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1481,10 +2238,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1494,8 +2263,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1505,10 +2286,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1526,6 +2319,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "user1@example.com",
+                 *       "password": "user123"
+                 *     }
+                 */
                 "application/json": components["schemas"]["LoginRequest"];
             };
         };
@@ -1533,7 +2332,19 @@ export interface operations {
             /** @description Logged in: tokens, and the refresh token as an HttpOnly cookie scoped to `/v1/auth`. */
             200: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     "Set-Cookie": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1543,8 +2354,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1554,10 +2377,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1567,8 +2402,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1578,8 +2425,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1589,8 +2448,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1600,8 +2471,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1611,8 +2494,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1622,8 +2517,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1633,10 +2540,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1646,8 +2565,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1657,10 +2588,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1685,7 +2628,19 @@ export interface operations {
             /** @description Logged out; the refresh cookie is cleared. */
             204: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     "Set-Cookie": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1693,8 +2648,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1704,10 +2671,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1717,8 +2696,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1728,8 +2719,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1739,8 +2742,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1750,8 +2765,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1761,8 +2788,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1772,10 +2811,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1785,8 +2836,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1796,10 +2859,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1817,6 +2892,11 @@ export interface operations {
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "refreshToken": "9f3Jq2...opaque...Xw"
+                 *     }
+                 */
                 "application/json": components["schemas"]["RefreshRequest"];
             };
         };
@@ -1824,7 +2904,19 @@ export interface operations {
             /** @description Logged in: tokens, and the refresh token as an HttpOnly cookie scoped to `/v1/auth`. */
             200: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     "Set-Cookie": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1834,8 +2926,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1845,10 +2949,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1858,8 +2974,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1869,8 +2997,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1880,8 +3020,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1891,8 +3043,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1902,8 +3066,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1913,10 +3089,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1926,8 +3114,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1937,10 +3137,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1958,6 +3170,15 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "firstName": "Ada",
+                 *       "lastName": "Lovelace",
+                 *       "password": "correct-horse-battery",
+                 *       "username": "ada"
+                 *     }
+                 */
                 "application/json": components["schemas"]["RegisterRequest"];
             };
         };
@@ -1968,6 +3189,18 @@ export interface operations {
                     ETag: string;
                     /** @description `/v1/users/{id}` */
                     Location: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1977,8 +3210,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1988,8 +3233,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1999,8 +3256,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2010,10 +3279,22 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2023,8 +3304,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2034,8 +3327,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2045,8 +3350,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2056,10 +3373,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2069,8 +3398,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2080,10 +3421,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2117,6 +3470,16 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /**
@@ -2124,6 +3487,8 @@ export interface operations {
                      *     the caller or the cache is off or unreachable.
                      */
                     "X-Cache": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2137,10 +3502,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2154,12 +3531,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2173,10 +3562,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2190,12 +3591,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2209,10 +3622,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2226,12 +3651,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2252,6 +3689,13 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "content": "The first post on this server.",
+                 *       "published": true,
+                 *       "title": "Hello, Herald"
+                 *     }
+                 */
                 "application/json": components["schemas"]["CreatePostRequest"];
             };
         };
@@ -2262,12 +3706,26 @@ export interface operations {
                     /** @description When v1 is deprecated (`V1_DEPRECATED_AT`): `@` and the Unix time it was deprecated (RFC 9745). Use v2 (`Link`). */
                     Deprecation?: string;
                     ETag: string;
+                    /** @description `true` when this is the stored response of an earlier request with the same `Idempotency-Key`. */
+                    "Idempotent-Replayed"?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
                     /** @description `/v1/posts/{id}` */
                     Location: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2281,10 +3739,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2298,12 +3768,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2317,10 +3799,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2334,10 +3828,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2351,12 +3857,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2370,10 +3888,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2387,10 +3917,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2404,10 +3946,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2421,10 +3975,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2438,12 +4004,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2457,10 +4035,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2474,12 +4064,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2492,9 +4094,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current. */
                 "If-None-Match"?: string;
             };
             path: {
+                /** @description The resource's id. */
                 id: string;
             };
             cookie?: never;
@@ -2509,10 +4113,22 @@ export interface operations {
                     ETag: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description `HIT`, `MISS` or `BYPASS` (a draft, or the cache off or unreachable). */
                     "X-Cache": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2527,9 +4143,21 @@ export interface operations {
                     ETag: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     "X-Cache": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2541,10 +4169,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2558,12 +4198,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2577,10 +4229,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2594,10 +4258,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2611,12 +4287,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2630,10 +4318,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2647,12 +4347,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2665,9 +4377,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise. */
                 "If-Match"?: string;
             };
             path: {
+                /** @description The resource's id. */
                 id: string;
             };
             cookie?: never;
@@ -2681,8 +4395,20 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2696,8 +4422,20 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2709,10 +4447,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2726,12 +4476,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2745,10 +4507,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2762,10 +4536,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2779,12 +4565,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2798,10 +4596,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2815,12 +4625,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2834,10 +4656,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2851,12 +4685,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2869,15 +4715,23 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise. */
                 "If-Match"?: string;
             };
             path: {
+                /** @description The resource's id. */
                 id: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "published": false,
+                 *       "title": "Hello again, Herald"
+                 *     }
+                 */
                 "application/merge-patch+json": components["schemas"]["PostPatchRequest"];
             };
         };
@@ -2890,8 +4744,20 @@ export interface operations {
                     ETag: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2905,10 +4771,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2922,12 +4800,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2941,10 +4831,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2958,10 +4860,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2975,10 +4889,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2992,10 +4918,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3009,12 +4947,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3028,10 +4978,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3045,10 +5007,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3062,10 +5036,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3079,10 +5065,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3096,12 +5094,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3115,10 +5125,22 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3132,12 +5154,24 @@ export interface operations {
                     Deprecation?: string;
                     /** @description With `Deprecation` or `Sunset`: `</v2/posts>; rel="successor-version"`. */
                     Link?: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description When v1 has an end-of-life date (`V1_SUNSET`): the HTTP-date after which it may stop answering (RFC 8594). */
                     Sunset?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3163,6 +5197,18 @@ export interface operations {
             /** @description A page of users. */
             200: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3172,8 +5218,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3183,10 +5241,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3196,8 +5266,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3207,8 +5289,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3218,10 +5312,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3231,8 +5337,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3242,10 +5360,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3258,6 +5388,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current. */
                 "If-None-Match"?: string;
             };
             path?: never;
@@ -3269,6 +5400,18 @@ export interface operations {
             200: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3279,6 +5422,18 @@ export interface operations {
             304: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3286,10 +5441,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3299,8 +5466,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3310,10 +5489,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3323,8 +5514,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3334,10 +5537,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3350,9 +5565,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current. */
                 "If-None-Match"?: string;
             };
             path: {
+                /** @description The resource's id. */
                 id: string;
             };
             cookie?: never;
@@ -3363,6 +5580,18 @@ export interface operations {
             200: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3373,6 +5602,18 @@ export interface operations {
             304: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3380,8 +5621,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3391,10 +5644,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3404,8 +5669,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3415,8 +5692,20 @@ export interface operations {
             /** @description No such resource. */
             404: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3426,8 +5715,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3437,10 +5738,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3450,8 +5763,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3461,10 +5786,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3477,15 +5814,23 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise. */
                 "If-Match"?: string;
             };
             path: {
+                /** @description The resource's id. */
                 id: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "firstName": "Ada",
+                 *       "lastName": null
+                 *     }
+                 */
                 "application/merge-patch+json": components["schemas"]["UserPatchRequest"];
             };
         };
@@ -3494,6 +5839,18 @@ export interface operations {
             200: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3503,8 +5860,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3514,10 +5883,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3527,8 +5908,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3538,8 +5931,20 @@ export interface operations {
             /** @description No such resource. */
             404: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3549,8 +5954,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3560,8 +5977,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3571,10 +6000,22 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3584,8 +6025,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3595,8 +6048,20 @@ export interface operations {
             /** @description The `If-Match` / `If-None-Match` precondition failed (`PRECONDITION_FAILED`). */
             412: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3606,8 +6071,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3617,8 +6094,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3628,10 +6117,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3641,8 +6142,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3652,10 +6165,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {

@@ -331,7 +331,10 @@ export interface components {
         Airport: {
             /** @description IATA code; set once, from the path. */
             airportCode: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the resource was created (RFC 3339, UTC).
+             */
             createdAt: string;
             /** @description The strong ETag of this representation, quotes included (as in the `ETag` header). */
             etag: string;
@@ -345,7 +348,10 @@ export interface components {
              * @description Takeoffs per hour, when known.
              */
             takeoffsPerHour?: number | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the resource last changed (RFC 3339, UTC).
+             */
             updatedAt: string;
         };
         /**
@@ -353,9 +359,10 @@ export interface components {
          * @description A page of airports, ordered by code.
          */
         AirportPage: {
+            /** @description The page's items, in the list's order. */
             data: components["schemas"]["Airport"][];
             /** @description The next page's path and query, or `null` on the last page. */
-            nextLink?: string | null;
+            nextLink: string | null;
         };
         /**
          * AirportPatchRequest
@@ -371,9 +378,15 @@ export interface components {
              * @example LAX
              */
             airportCode?: string;
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description Number of runways (at least 1).
+             */
             runways?: number;
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description Takeoffs an hour (0 or more), or `null` when unknown.
+             */
             takeoffsPerHour?: number | null;
         };
         /**
@@ -391,9 +404,15 @@ export interface components {
              * @example LAX
              */
             airportCode?: string;
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description Number of runways (at least 1).
+             */
             runways: number;
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description Takeoffs an hour (0 or more), or `null` when unknown.
+             */
             takeoffsPerHour?: number | null;
         };
         /**
@@ -401,8 +420,12 @@ export interface components {
          * @description The author of a post.
          */
         Author: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The author's user id.
+             */
             id: string;
+            /** @description The author's username. */
             username: string;
         };
         /**
@@ -410,13 +433,18 @@ export interface components {
          * @description A new post.
          */
         CreatePostRequest: {
-            /** @example The first post on this server. */
+            /**
+             * @description The post's body (10–5000 characters).
+             * @example The first post on this server.
+             */
             content: string;
-            /** @description `draft` (default), `published` or `archived`. */
-            status?: components["schemas"]["PostStatus"] & unknown;
+            status?: components["schemas"]["PostStatus"];
             /** @description 0–10 distinct tags (default none). */
             tags?: string[];
-            /** @example Hello, Herald */
+            /**
+             * @description The post's title (5–200 characters).
+             * @example Hello, Herald
+             */
             title: string;
         };
         /** @enum {string} */
@@ -438,7 +466,10 @@ export interface components {
         Health: {
             services: components["schemas"]["Services"];
             status: components["schemas"]["OverallStatus"];
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the check ran (RFC 3339, UTC).
+             */
             timestamp: string;
         };
         /**
@@ -448,9 +479,11 @@ export interface components {
         LoginRequest: {
             /**
              * Format: email
+             * @description The account's email address (unique, case-insensitively).
              * @example alice@example.com
              */
             email: string;
+            /** @description The account's password (8–128 characters); never stored or logged as given. */
             password: string;
         };
         /** @enum {string} */
@@ -461,12 +494,19 @@ export interface components {
          */
         Post: {
             author: components["schemas"]["Author"];
+            /** @description The post's body (10–5000 characters). */
             content: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the resource was created (RFC 3339, UTC).
+             */
             createdAt: string;
             /** @description The strong ETag of this version of the post (shared with its v1 representation). */
             etag: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The resource's id (a UUIDv7: time-ordered).
+             */
             id: string;
             /**
              * Format: date-time
@@ -476,8 +516,12 @@ export interface components {
             status: components["schemas"]["PostStatus"];
             /** @description 0–10 distinct tags, in the order given. */
             tags: string[];
+            /** @description The post's title (5–200 characters). */
             title: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the resource last changed (RFC 3339, UTC).
+             */
             updatedAt: string;
         };
         /**
@@ -485,9 +529,10 @@ export interface components {
          * @description A page of posts, newest first.
          */
         PostPage: {
+            /** @description The page's items, in the list's order. */
             data: components["schemas"]["Post"][];
             /** @description The next page's path and query, or `null` on the last page. */
-            nextLink?: string | null;
+            nextLink: string | null;
         };
         /**
          * PostPatchRequest
@@ -495,16 +540,23 @@ export interface components {
          *     tags (`null` is refused).
          */
         PostPatchRequest: {
-            /** @example The first post on this server. */
+            /**
+             * @description The post's body (10–5000 characters).
+             * @example The first post on this server.
+             */
             content?: string;
             status?: components["schemas"]["PostStatus"];
+            /** @description 0–10 distinct tags of `a-z`, `0-9` and `-` (1–32 characters each), in the order given. */
             tags?: string[];
-            /** @example Hello, Herald */
+            /**
+             * @description The post's title (5–200 characters).
+             * @example Hello, Herald
+             */
             title?: string;
         };
         /**
-         * @description Where a post is in its life: only `published` posts are public; `draft` and `archived` posts
-         *     are seen only by their author, MODERATORs and ADMINs.
+         * @description Where a post is in its life: only `published` posts are public; `draft` (the default for a
+         *     new post) and `archived` posts are seen only by their author, MODERATORs and ADMINs.
          * @enum {string}
          */
         PostStatus: "draft" | "published" | "archived";
@@ -569,6 +621,7 @@ export interface components {
          * @description A refresh token, for clients that do not keep the cookie.
          */
         RefreshRequest: {
+            /** @description An opaque refresh token from a login or refresh. */
             refreshToken: string;
         };
         /**
@@ -578,14 +631,23 @@ export interface components {
         RegisterRequest: {
             /**
              * Format: email
+             * @description The account's email address (unique, case-insensitively).
              * @example alice@example.com
              */
             email: string;
+            /** @description Given name (optional). */
             firstName?: string | null;
+            /** @description Family name (optional). */
             lastName?: string | null;
-            /** Format: password */
+            /**
+             * Format: password
+             * @description The account's password (8–128 characters); never stored or logged as given.
+             */
             password: string;
-            /** @example alice */
+            /**
+             * @description The account's username: 3–32 of `a-z`, `0-9`, `_` (unique, case-insensitively).
+             * @example alice
+             */
             username: string;
         };
         /**
@@ -606,10 +668,15 @@ export interface components {
          * @description Who the tokens belong to.
          */
         SessionUser: {
+            /** @description The account's email address (unique, case-insensitively). */
             email: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The logged-in user's id.
+             */
             id: string;
             role: components["schemas"]["Role"];
+            /** @description The account's username: 3–32 of `a-z`, `0-9`, `_` (unique, case-insensitively). */
             username: string;
         };
         /**
@@ -626,8 +693,11 @@ export interface components {
             expiresIn: number;
             /** @description Opaque; exchange it at `/v1/auth/refresh` (it is also set as an HttpOnly cookie). */
             refreshToken: string;
-            /** @description Always `Bearer`. */
-            tokenType: string;
+            /**
+             * @description Always `Bearer`.
+             * @enum {string}
+             */
+            tokenType: "Bearer";
             user: components["schemas"]["SessionUser"];
         };
         /**
@@ -635,19 +705,33 @@ export interface components {
          * @description An account, as the API shows it (never the password hash).
          */
         User: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the resource was created (RFC 3339, UTC).
+             */
             createdAt: string;
+            /** @description The account's email address (unique, case-insensitively). */
             email: string;
             /** @description The strong ETag of this representation, quotes included (as in the `ETag` header). */
             etag: string;
+            /** @description Given name (optional). */
             firstName?: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The resource's id (a UUIDv7: time-ordered).
+             */
             id: string;
+            /** @description Whether the account may log in (`false`: disabled, sessions revoked). */
             isActive: boolean;
+            /** @description Family name (optional). */
             lastName?: string | null;
             role: components["schemas"]["Role"];
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the resource last changed (RFC 3339, UTC).
+             */
             updatedAt: string;
+            /** @description The account's username: 3–32 of `a-z`, `0-9`, `_` (unique, case-insensitively). */
             username: string;
         };
         /**
@@ -655,9 +739,10 @@ export interface components {
          * @description A page of users, newest first.
          */
         UserPage: {
+            /** @description The page's items, in the list's order. */
             data: components["schemas"]["User"][];
             /** @description The next page's path and query, or `null` on the last page. */
-            nextLink?: string | null;
+            nextLink: string | null;
         };
         /**
          * UserPatchRequest
@@ -665,8 +750,11 @@ export interface components {
          *     `isActive` are for ADMINs only; `isActive: false` revokes the user's refresh tokens.
          */
         UserPatchRequest: {
+            /** @description Given name (optional). */
             firstName?: string | null;
+            /** @description Whether the account may log in (`false`: disabled, sessions revoked). */
             isActive?: boolean;
+            /** @description Family name (optional). */
             lastName?: string | null;
             role?: components["schemas"]["Role"];
         };
@@ -691,6 +779,8 @@ export interface operations {
             /** @description The database answers (the cache may be `degraded`). */
             200: {
                 headers: {
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -702,6 +792,8 @@ export interface operations {
                 headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -713,6 +805,8 @@ export interface operations {
                 headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -722,6 +816,10 @@ export interface operations {
             /** @description The database is down. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -742,6 +840,8 @@ export interface operations {
             /** @description The process runs. */
             200: {
                 headers: {
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -753,6 +853,8 @@ export interface operations {
                 headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -764,6 +866,8 @@ export interface operations {
                 headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -784,6 +888,8 @@ export interface operations {
             /** @description Ready to serve. */
             200: {
                 headers: {
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -795,6 +901,8 @@ export interface operations {
                 headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -806,6 +914,8 @@ export interface operations {
                 headers: {
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -815,6 +925,10 @@ export interface operations {
             /** @description Starting, draining for shutdown, or without a database. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -840,6 +954,18 @@ export interface operations {
             /** @description A page of airports. */
             200: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -849,8 +975,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -860,8 +998,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -871,10 +1021,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -884,8 +1046,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -895,10 +1069,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -911,9 +1097,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current. */
                 "If-None-Match"?: string;
             };
             path: {
+                /** @description The airport's IATA code: 3 uppercase letters (`LAX`). */
                 code: string;
             };
             cookie?: never;
@@ -924,6 +1112,18 @@ export interface operations {
             200: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -934,6 +1134,18 @@ export interface operations {
             304: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -941,8 +1153,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -952,8 +1176,20 @@ export interface operations {
             /** @description No such resource. */
             404: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -963,8 +1199,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -974,10 +1222,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -987,8 +1247,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -998,10 +1270,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1014,16 +1298,25 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise. */
                 "If-Match"?: string;
+                /** @description The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current. */
                 "If-None-Match"?: string;
             };
             path: {
+                /** @description The airport's IATA code: 3 uppercase letters (`LAX`). */
                 code: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "runways": 4,
+                 *       "takeoffsPerHour": 60
+                 *     }
+                 */
                 "application/json": components["schemas"]["AirportPutRequest"];
             };
         };
@@ -1032,6 +1325,18 @@ export interface operations {
             200: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1044,6 +1349,18 @@ export interface operations {
                     ETag: string;
                     /** @description `/v1/airports/{code}` */
                     Location: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1053,8 +1370,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1064,10 +1393,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1077,8 +1418,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1088,8 +1441,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1099,8 +1464,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1110,10 +1487,22 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1123,8 +1512,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1134,8 +1535,20 @@ export interface operations {
             /** @description The `If-Match` / `If-None-Match` precondition failed (`PRECONDITION_FAILED`). */
             412: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1145,8 +1558,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1156,8 +1581,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1167,10 +1604,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1180,8 +1629,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1191,10 +1652,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1207,9 +1680,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise. */
                 "If-Match"?: string;
             };
             path: {
+                /** @description The airport's IATA code: 3 uppercase letters (`LAX`). */
                 code: string;
             };
             cookie?: never;
@@ -1219,6 +1694,18 @@ export interface operations {
             /** @description The airport was deleted; here is what it was. */
             200: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1228,6 +1715,18 @@ export interface operations {
             /** @description No such airport. */
             204: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1235,8 +1734,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1246,10 +1757,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1259,8 +1782,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1270,8 +1805,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1281,10 +1828,22 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1294,8 +1853,20 @@ export interface operations {
             /** @description The `If-Match` / `If-None-Match` precondition failed (`PRECONDITION_FAILED`). */
             412: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1305,10 +1876,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1318,8 +1901,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1329,10 +1924,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1345,16 +1952,24 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise. */
                 "If-Match"?: string;
+                /** @description The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current. */
                 "If-None-Match"?: string;
             };
             path: {
+                /** @description The airport's IATA code: 3 uppercase letters (`LAX`). */
                 code: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "takeoffsPerHour": null
+                 *     }
+                 */
                 "application/merge-patch+json": components["schemas"]["AirportPatchRequest"];
             };
         };
@@ -1363,6 +1978,18 @@ export interface operations {
             200: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1375,6 +2002,18 @@ export interface operations {
                     ETag: string;
                     /** @description `/v1/airports/{code}` */
                     Location: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1384,8 +2023,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1395,10 +2046,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1408,8 +2071,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1419,8 +2094,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1430,8 +2117,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1441,10 +2140,22 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1454,8 +2165,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1465,8 +2188,20 @@ export interface operations {
             /** @description The `If-Match` / `If-None-Match` precondition failed (`PRECONDITION_FAILED`). */
             412: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1476,8 +2211,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1487,8 +2234,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1498,10 +2257,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1511,8 +2282,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1522,10 +2305,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1543,6 +2338,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "user1@example.com",
+                 *       "password": "user123"
+                 *     }
+                 */
                 "application/json": components["schemas"]["LoginRequest"];
             };
         };
@@ -1550,7 +2351,19 @@ export interface operations {
             /** @description Logged in: tokens, and the refresh token as an HttpOnly cookie scoped to `/v1/auth`. */
             200: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     "Set-Cookie": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1560,8 +2373,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1571,10 +2396,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1584,8 +2421,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1595,8 +2444,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1606,8 +2467,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1617,8 +2490,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1628,8 +2513,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1639,8 +2536,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1650,10 +2559,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1663,8 +2584,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1674,10 +2607,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1702,7 +2647,19 @@ export interface operations {
             /** @description Logged out; the refresh cookie is cleared. */
             204: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     "Set-Cookie": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1710,8 +2667,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1721,10 +2690,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1734,8 +2715,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1745,8 +2738,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1756,8 +2761,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1767,8 +2784,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1778,8 +2807,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1789,10 +2830,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1802,8 +2855,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1813,10 +2878,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1834,6 +2911,11 @@ export interface operations {
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "refreshToken": "9f3Jq2...opaque...Xw"
+                 *     }
+                 */
                 "application/json": components["schemas"]["RefreshRequest"];
             };
         };
@@ -1841,7 +2923,19 @@ export interface operations {
             /** @description Logged in: tokens, and the refresh token as an HttpOnly cookie scoped to `/v1/auth`. */
             200: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     "Set-Cookie": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1851,8 +2945,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1862,10 +2968,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1875,8 +2993,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1886,8 +3016,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1897,8 +3039,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1908,8 +3062,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1919,8 +3085,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1930,10 +3108,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1943,8 +3133,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1954,10 +3156,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1975,6 +3189,15 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "firstName": "Ada",
+                 *       "lastName": "Lovelace",
+                 *       "password": "correct-horse-battery",
+                 *       "username": "ada"
+                 *     }
+                 */
                 "application/json": components["schemas"]["RegisterRequest"];
             };
         };
@@ -1985,6 +3208,18 @@ export interface operations {
                     ETag: string;
                     /** @description `/v1/users/{id}` */
                     Location: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1994,8 +3229,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2005,8 +3252,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2016,8 +3275,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2027,10 +3298,22 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2040,8 +3323,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2051,8 +3346,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2062,8 +3369,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2073,10 +3392,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2086,8 +3417,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2097,10 +3440,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2132,11 +3487,23 @@ export interface operations {
             /** @description A page of posts. */
             200: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /**
                      * @description `HIT` or `MISS` for a public (published-only) page; `BYPASS` when the page depends on
                      *     the caller or the cache is off or unreachable.
                      */
                     "X-Cache": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2146,8 +3513,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2157,10 +3536,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2170,8 +3561,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2181,10 +3584,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2194,8 +3609,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2205,10 +3632,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2229,6 +3668,17 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "content": "The first post on this server.",
+                 *       "status": "published",
+                 *       "tags": [
+                 *         "release-notes",
+                 *         "rust"
+                 *       ],
+                 *       "title": "Hello, Herald"
+                 *     }
+                 */
                 "application/json": components["schemas"]["CreatePostRequest"];
             };
         };
@@ -2237,8 +3687,22 @@ export interface operations {
             201: {
                 headers: {
                     ETag: string;
+                    /** @description `true` when this is the stored response of an earlier request with the same `Idempotency-Key`. */
+                    "Idempotent-Replayed"?: string;
                     /** @description `/v2/posts/{id}` */
                     Location: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2248,8 +3712,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2259,10 +3735,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2272,8 +3760,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2283,8 +3783,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2294,10 +3806,22 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2307,8 +3831,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2318,8 +3854,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2329,8 +3877,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2340,8 +3900,20 @@ export interface operations {
             /** @description The `Idempotency-Key` was used with a different body (`IDEMPOTENCY_KEY_REUSED`). */
             422: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2351,10 +3923,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2364,8 +3948,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2375,10 +3971,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2391,9 +3999,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current. */
                 "If-None-Match"?: string;
             };
             path: {
+                /** @description The resource's id. */
                 id: string;
             };
             cookie?: never;
@@ -2404,8 +4014,20 @@ export interface operations {
             200: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description `HIT`, `MISS` or `BYPASS` (not public, or the cache off or unreachable). */
                     "X-Cache": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2416,7 +4038,19 @@ export interface operations {
             304: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     "X-Cache": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2424,8 +4058,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2435,10 +4081,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2448,8 +4106,20 @@ export interface operations {
             /** @description No such resource. */
             404: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2459,8 +4129,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2470,10 +4152,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2483,8 +4177,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2494,10 +4200,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2510,9 +4228,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise. */
                 "If-Match"?: string;
             };
             path: {
+                /** @description The resource's id. */
                 id: string;
             };
             cookie?: never;
@@ -2522,6 +4242,18 @@ export interface operations {
             /** @description The post was deleted; here is what it was. */
             200: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2531,6 +4263,18 @@ export interface operations {
             /** @description No such post (already deleted, never existed, or not visible to the caller). */
             204: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2538,8 +4282,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2549,10 +4305,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2562,8 +4330,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2573,8 +4353,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2584,10 +4376,22 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2597,8 +4401,20 @@ export interface operations {
             /** @description The `If-Match` / `If-None-Match` precondition failed (`PRECONDITION_FAILED`). */
             412: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2608,10 +4424,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2621,8 +4449,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2632,10 +4472,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2648,15 +4500,24 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise. */
                 "If-Match"?: string;
             };
             path: {
+                /** @description The resource's id. */
                 id: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "status": "archived",
+                 *       "tags": [],
+                 *       "title": "Hello again, Herald"
+                 *     }
+                 */
                 "application/merge-patch+json": components["schemas"]["PostPatchRequest"];
             };
         };
@@ -2665,6 +4526,18 @@ export interface operations {
             200: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2674,8 +4547,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2685,10 +4570,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2698,8 +4595,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2709,8 +4618,20 @@ export interface operations {
             /** @description No such resource. */
             404: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2720,8 +4641,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2731,8 +4664,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2742,10 +4687,22 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2755,8 +4712,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2766,8 +4735,20 @@ export interface operations {
             /** @description The `If-Match` / `If-None-Match` precondition failed (`PRECONDITION_FAILED`). */
             412: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2777,8 +4758,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2788,8 +4781,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2799,10 +4804,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2812,8 +4829,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2823,10 +4852,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2852,6 +4893,18 @@ export interface operations {
             /** @description A page of users. */
             200: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2861,8 +4914,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2872,10 +4937,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2885,8 +4962,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2896,8 +4985,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2907,10 +5008,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2920,8 +5033,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2931,10 +5056,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2947,6 +5084,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current. */
                 "If-None-Match"?: string;
             };
             path?: never;
@@ -2958,6 +5096,18 @@ export interface operations {
             200: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2968,6 +5118,18 @@ export interface operations {
             304: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2975,10 +5137,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2988,8 +5162,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2999,10 +5185,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3012,8 +5210,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3023,10 +5233,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3039,9 +5261,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current. */
                 "If-None-Match"?: string;
             };
             path: {
+                /** @description The resource's id. */
                 id: string;
             };
             cookie?: never;
@@ -3052,6 +5276,18 @@ export interface operations {
             200: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3062,6 +5298,18 @@ export interface operations {
             304: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3069,8 +5317,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3080,10 +5340,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3093,8 +5365,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3104,8 +5388,20 @@ export interface operations {
             /** @description No such resource. */
             404: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3115,8 +5411,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3126,10 +5434,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3139,8 +5459,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3150,10 +5482,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3166,15 +5510,23 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise. */
                 "If-Match"?: string;
             };
             path: {
+                /** @description The resource's id. */
                 id: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "firstName": "Ada",
+                 *       "lastName": null
+                 *     }
+                 */
                 "application/merge-patch+json": components["schemas"]["UserPatchRequest"];
             };
         };
@@ -3183,6 +5535,18 @@ export interface operations {
             200: {
                 headers: {
                     ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3192,8 +5556,20 @@ export interface operations {
             /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
             400: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3203,10 +5579,22 @@ export interface operations {
             /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
             401: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The authentication scheme: `Bearer`. */
                     "WWW-Authenticate": string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3216,8 +5604,20 @@ export interface operations {
             /** @description Authenticated, but not allowed (`FORBIDDEN`). */
             403: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3227,8 +5627,20 @@ export interface operations {
             /** @description No such resource. */
             404: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3238,8 +5650,20 @@ export interface operations {
             /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
             406: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3249,8 +5673,20 @@ export interface operations {
             /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
             408: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3260,10 +5696,22 @@ export interface operations {
             /** @description Conflict with the current state. */
             409: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3273,8 +5721,20 @@ export interface operations {
             /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
             411: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3284,8 +5744,20 @@ export interface operations {
             /** @description The `If-Match` / `If-None-Match` precondition failed (`PRECONDITION_FAILED`). */
             412: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3295,8 +5767,20 @@ export interface operations {
             /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
             413: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3306,8 +5790,20 @@ export interface operations {
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3317,10 +5813,22 @@ export interface operations {
             /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
             429: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3330,8 +5838,20 @@ export interface operations {
             /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
             500: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3341,10 +5861,22 @@ export interface operations {
             /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
             503: {
                 headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
                     /** @description The problem's `code`. */
                     "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
