@@ -143,9 +143,18 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
-            let mut request = [0u8; 1024];
-            let _ = conn.read(&mut request);
+            // Read the whole head (it may come in pieces on a busy machine): closing with unread
+            // bytes would reset the connection before the probe reads the answer.
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&chunk[..n]),
+                }
+            }
             let _ = write!(conn, "{status_line}\r\ncontent-length: 0\r\n\r\n");
+            let _ = conn.shutdown(std::net::Shutdown::Write);
         });
         format!("http://127.0.0.1:{port}/health/ready")
     }
