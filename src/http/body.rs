@@ -487,6 +487,107 @@ fn compiled(pattern: &str) -> Option<Arc<Regex>> {
 
 #[cfg(test)]
 mod tests {
+
+    /// The request-body checker is hand-written: every JSON-schema keyword a request schema of
+    /// either published document uses must be one it enforces (or one that only documents).
+    /// A new keyword in the spec fails here until the checker learns it.
+    #[test]
+    fn every_keyword_of_the_published_request_schemas_is_enforced() {
+        use std::collections::BTreeSet;
+        const ENFORCED: &[&str] = &[
+            "type",
+            "properties",
+            "required",
+            "items",
+            "minLength",
+            "maxLength",
+            "pattern",
+            "enum",
+            "minimum",
+            "maximum",
+            "exclusiveMinimum",
+            "exclusiveMaximum",
+            "nullable",
+            "format",
+            "allOf",
+            "maxItems",
+            "minItems",
+            "uniqueItems",
+            // `additionalProperties: false` is enforced for every body (`UNKNOWN_FIELD`).
+            "additionalProperties",
+        ];
+        const DOCUMENTING: &[&str] = &["description", "example", "title", "$ref", "deprecated"];
+        fn keywords(
+            schema: &serde_json::Value,
+            schemas: &serde_json::Value,
+            seen: &mut BTreeSet<String>,
+            visited: &mut BTreeSet<String>,
+        ) {
+            let Some(object) = schema.as_object() else {
+                return;
+            };
+            for (key, value) in object {
+                seen.insert(key.clone());
+                match key.as_str() {
+                    "properties" => {
+                        for property in value.as_object().into_iter().flat_map(|p| p.values()) {
+                            keywords(property, schemas, seen, visited);
+                        }
+                    }
+                    "items" => keywords(value, schemas, seen, visited),
+                    "allOf" | "oneOf" | "anyOf" => {
+                        for part in value.as_array().into_iter().flatten() {
+                            keywords(part, schemas, seen, visited);
+                        }
+                    }
+                    "$ref" => {
+                        let name = value
+                            .as_str()
+                            .unwrap_or_default()
+                            .trim_start_matches("#/components/schemas/");
+                        if visited.insert(name.to_string()) {
+                            keywords(&schemas[name], schemas, seen, visited);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for version in crate::api::spec::Version::ALL {
+            let spec = crate::api::spec::document(version);
+            let (mut seen, mut visited) = (BTreeSet::new(), BTreeSet::new());
+            for item in spec["paths"].as_object().unwrap().values() {
+                for op in item.as_object().unwrap().values() {
+                    for media in op["requestBody"]["content"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|c| c.values())
+                    {
+                        keywords(
+                            &media["schema"],
+                            &spec["components"]["schemas"],
+                            &mut seen,
+                            &mut visited,
+                        );
+                    }
+                }
+            }
+            let unchecked: Vec<_> = seen
+                .iter()
+                .filter(|k| !ENFORCED.contains(&k.as_str()) && !DOCUMENTING.contains(&k.as_str()))
+                .collect();
+            assert!(
+                unchecked.is_empty(),
+                "{}: request schemas use keywords the body checker ignores: {unchecked:?}",
+                version.name()
+            );
+            assert!(
+                seen.contains("pattern") && seen.contains("maxItems"),
+                "the walk reached the schemas"
+            );
+        }
+    }
+
     use super::*;
     use poem_openapi::{Object, types::MaybeUndefined};
 
