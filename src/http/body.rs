@@ -581,10 +581,7 @@ mod tests {
                 "{}: request schemas use keywords the body checker ignores: {unchecked:?}",
                 version.name()
             );
-            assert!(
-                seen.contains("pattern") && seen.contains("maxItems"),
-                "the walk reached the schemas"
-            );
+            assert!(seen.contains("pattern"), "the walk reached the schemas");
         }
     }
 
