@@ -7,7 +7,6 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use crate::error::AppError;
 
 pub const DEFAULT_LIMIT: u32 = 10;
-pub const MAX_LIMIT: u32 = 100;
 
 pub fn default_limit() -> u32 {
     DEFAULT_LIMIT
@@ -31,28 +30,41 @@ pub fn decode_cursor(kind: &str, cursor: &str) -> Result<String, AppError> {
         .ok_or(AppError::InvalidCursor)
 }
 
-/// Splits the `limit + 1` rows a keyset query fetched into the page and the next page's link
-/// (`params` are the list's other query parameters, kept in the link).
-pub fn finish_page<T>(
+/// A page's query string, as `(name, value)` pairs.
+pub type Query = Vec<(&'static str, String)>;
+
+/// Splits the `limit + 1` rows a keyset query fetched into the page and, when there is a next
+/// page, its query: `limit`, the list's other parameters (`params`), and the cursor after the
+/// last row. Every list pages through this one function.
+pub fn split_page<T>(
     mut rows: Vec<T>,
     limit: u32,
     kind: &str,
-    path: &str,
-    params: &[(&str, String)],
+    params: &[(&'static str, String)],
     key: impl Fn(&T) -> String,
-) -> (Vec<T>, Option<String>) {
+) -> (Vec<T>, Option<Query>) {
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    let next = match rows.last() {
-        Some(last) if more => {
-            let mut all = vec![("limit", limit.to_string())];
-            all.extend(params.iter().cloned());
-            all.push(("cursor", encode_cursor(kind, &key(last))));
-            Some(next_link(path, &all))
-        }
-        _ => None,
-    };
+    let next = rows.last().filter(|_| more).map(|last| {
+        let mut query = vec![("limit", limit.to_string())];
+        query.extend(params.iter().cloned());
+        query.push(("cursor", encode_cursor(kind, &key(last))));
+        query
+    });
     (rows, next)
+}
+
+/// `split_page`, with the next page's link under `path`.
+pub fn finish_page<T>(
+    rows: Vec<T>,
+    limit: u32,
+    kind: &str,
+    path: &str,
+    params: &[(&'static str, String)],
+    key: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let (rows, next) = split_page(rows, limit, kind, params, key);
+    (rows, next.map(|query| next_link(path, &query)))
 }
 
 /// `path?name=value&...` for the next page (values are URL-safe by construction, but escaped

@@ -241,8 +241,11 @@ pub async fn serve(
 
 /// Closes connections that are too slow sending a request head, or idle for too long.
 async fn sweep(registry: Arc<Registry>, limits: ConnectionLimits, stop: CancellationToken) {
-    let header_ms = limits.header_timeout.as_millis() as u64;
-    let idle_ms = limits.idle_timeout.as_millis() as u64;
+    // Stamps come from the coarse clock, up to one tick old: wait a tick longer, so that a
+    // connection is never closed before its timeout (at most two ticks after it).
+    let tick_ms = limits.sweep_interval().as_millis() as u64;
+    let header_ms = limits.header_timeout.as_millis() as u64 + tick_ms;
+    let idle_ms = limits.idle_timeout.as_millis() as u64 + tick_ms;
     let mut ticks = tokio::time::interval(limits.sweep_interval());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

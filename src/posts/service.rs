@@ -23,7 +23,7 @@ use crate::{
     error::{AppError, AppResult, Resource},
     http::{
         conditional::Preconditions,
-        pagination::{decode_cursor, encode_cursor},
+        pagination::{decode_cursor, split_page},
         types::DomainString,
     },
     state::AppState,
@@ -203,7 +203,7 @@ pub async fn list<V: PostView>(
         None => (CacheStatus::Bypass, None),
     };
 
-    let mut posts = {
+    let posts = {
         let mut conn = state.db.conn().await?;
         repo::list(
             &mut conn,
@@ -217,14 +217,10 @@ pub async fn list<V: PostView>(
         )
         .await?
     };
-    let more = posts.len() > params.limit as usize;
-    posts.truncate(params.limit as usize);
-    let next_link = posts.last().filter(|_| more).map(|last| {
-        let mut query = vec![("limit", params.limit.to_string())];
-        query.extend(params.echo.iter().cloned());
-        query.push(("cursor", encode_cursor(CURSOR_KIND, &last.id.to_string())));
-        V::page_link(&query)
+    let (posts, next) = split_page(posts, params.limit, CURSOR_KIND, &params.echo, |p| {
+        p.id.to_string()
     });
+    let next_link = next.map(|query| V::page_link(&query));
     let body = V::render_page(&posts, next_link)?;
     if let (Some(key), Some(token)) = (&cache_key, token) {
         state.cache.put_list(key, body.clone(), token);

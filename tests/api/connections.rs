@@ -20,7 +20,7 @@ use tokio::{
 use crate::support::{Options, TestApp};
 
 /// Generous upper slack for "closed soon after its timeout" on a loaded CI machine.
-const SLACK: Duration = Duration::from_secs(3);
+const SLACK: Duration = Duration::from_secs(5);
 
 async fn connect(app: &TestApp) -> TcpStream {
     let addr = app.base.trim_start_matches("http://");
@@ -103,7 +103,7 @@ async fn a_thousand_slow_header_connections_are_closed_after_the_header_timeout(
     let longest = lifetimes.iter().max().unwrap();
     let shortest = lifetimes.iter().min().unwrap();
     println!("slow-header connections lived {shortest:?} .. {longest:?} (timeout 1s)");
-    assert!(*shortest >= Duration::from_millis(900), "{shortest:?}");
+    assert!(*shortest >= Duration::from_secs(1), "{shortest:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -125,7 +125,7 @@ async fn a_body_that_trickles_in_gets_408_after_the_body_timeout_and_the_connect
     assert_eq!(status, 408, "{answer}");
     assert_eq!(body["code"], "REQUEST_TIMEOUT");
     assert!(headers.contains("connection: close"), "{headers}");
-    assert!(lived >= Duration::from_millis(950), "{lived:?}");
+    assert!(lived >= Duration::from_secs(1), "{lived:?}");
     // Nothing was created from half a body.
     let page: Value = app
         .get("/v1/posts?status=all")
@@ -171,7 +171,10 @@ async fn an_idle_keep_alive_connection_closes_after_the_idle_timeout_and_a_busy_
     };
     let ((), lived) = tokio::join!(keep_busy, idle_closed);
     println!("idle keep-alive connection closed after {lived:?} (timeout 2s)");
-    assert!(lived >= Duration::from_millis(1900), "{lived:?}");
+    assert!(
+        lived >= Duration::from_secs(2),
+        "never before the timeout: {lived:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

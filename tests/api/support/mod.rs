@@ -6,8 +6,6 @@
 //! postgres://herald:herald@127.0.0.1:5432/postgres), `TEST_REDIS_URL` (default
 //! redis://127.0.0.1:6379), `TEST_LOG=1` to see the app's logs.
 
-#![allow(dead_code)]
-
 pub mod process;
 
 use std::{collections::HashMap, sync::OnceLock, time::Duration};
@@ -380,12 +378,6 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
-    }
-
-    pub async fn shutdown(mut self) {
-        if let Some(server) = self.server.take() {
-            let _ = server.shutdown().await;
-        }
     }
 
     /// A user with this role, inserted directly, with an access token minted by the app.
