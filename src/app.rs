@@ -20,6 +20,10 @@ use crate::{
         server::{self, ConnectionLimits},
         version::VERSIONS,
     },
+    jobs::{
+        self,
+        runner::{JobsWake, RunnerSettings},
+    },
     metrics,
     state::{AppState, Lifecycle, Phase, Services},
 };
@@ -82,6 +86,7 @@ pub fn build_state(settings: Settings) -> Result<AppState, AppError> {
         jwt: Arc::new(JwtKeys::new(&settings)),
         passwords: PasswordHasher::new(settings.password_hash_concurrency),
         lifecycle: Arc::new(Lifecycle::default()),
+        jobs_wake: JobsWake::default(),
         redis,
         db,
         settings: Arc::new(settings),
@@ -182,6 +187,16 @@ pub async fn start(
         stop.clone().cancelled_owned(),
     ));
     tokio::spawn(metrics::upkeep(stop.clone().cancelled_owned()));
+    tokio::spawn(jobs::runner::run(
+        state.clone(),
+        RunnerSettings {
+            enabled: settings.jobs_enabled,
+            concurrency: settings.jobs_concurrency,
+            poll_interval: settings.jobs_poll_interval,
+            lease: settings.jobs_lease,
+        },
+        stop.clone().cancelled_owned(),
+    ));
 
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(settings.host, settings.port))
         .await

@@ -132,6 +132,27 @@ pub struct Settings {
     /// When v1 may stop answering: v1 post responses carry `Sunset`.
     pub v1_sunset: Option<chrono::DateTime<chrono::Utc>>,
     pub password_hash_concurrency: usize,
+    /// Whether this instance runs background jobs (webhook deliveries, exports).
+    pub jobs_enabled: bool,
+    /// Jobs this instance runs at once.
+    pub jobs_concurrency: usize,
+    /// How often an idle runner looks for jobs queued by other instances.
+    pub jobs_poll_interval: Duration,
+    /// How long a claimed job stays its worker's without a heartbeat (a dead worker's jobs are
+    /// taken over after this).
+    pub jobs_lease: Duration,
+    /// Finished jobs are kept this long (for inspection), then purged.
+    pub job_retention: Duration,
+    /// Events are kept this long.
+    pub event_retention: Duration,
+    /// Waits between webhook delivery attempts; its length bounds the retries.
+    pub webhook_retry_schedule: Vec<Duration>,
+    /// Allow webhook URLs on loopback, private, link-local addresses and plain http.
+    pub webhook_allow_private: bool,
+    /// A delivery that has no answer within this failed.
+    pub webhook_timeout: Duration,
+    /// Operations (exports) and their files are kept this long.
+    pub operation_retention: Duration,
 }
 
 /// Why the configuration was refused: the variable and what is wrong with it.
@@ -321,6 +342,51 @@ impl Settings {
                 cores,
                 parse_positive,
             )?,
+            jobs_enabled: env.parse("JOBS_ENABLED", true, parse_bool)?,
+            jobs_concurrency: env.parse("JOBS_CONCURRENCY", 4, parse_positive)?,
+            jobs_poll_interval: env.parse(
+                "JOBS_POLL_INTERVAL",
+                Duration::from_secs(1),
+                parse_nonzero_duration,
+            )?,
+            jobs_lease: env.parse("JOBS_LEASE", Duration::from_secs(30), |v| {
+                parse_nonzero_duration(v).and_then(|d| {
+                    if d < Duration::from_secs(1) {
+                        Err("must be at least 1s".into())
+                    } else {
+                        Ok(d)
+                    }
+                })
+            })?,
+            job_retention: env.parse(
+                "JOB_RETENTION",
+                Duration::from_secs(7 * 24 * 3600),
+                parse_nonzero_duration,
+            )?,
+            event_retention: env.parse(
+                "EVENT_RETENTION",
+                Duration::from_secs(30 * 24 * 3600),
+                parse_nonzero_duration,
+            )?,
+            webhook_retry_schedule: env.parse(
+                "WEBHOOK_RETRY_SCHEDULE",
+                DEFAULT_WEBHOOK_RETRY_SCHEDULE
+                    .iter()
+                    .map(|s| Duration::from_secs(*s))
+                    .collect(),
+                parse_duration_list,
+            )?,
+            webhook_allow_private: env.parse("WEBHOOK_ALLOW_PRIVATE", !prod, parse_bool)?,
+            webhook_timeout: env.parse(
+                "WEBHOOK_TIMEOUT",
+                Duration::from_secs(15),
+                parse_nonzero_duration,
+            )?,
+            operation_retention: env.parse(
+                "OPERATION_RETENTION",
+                Duration::from_secs(24 * 3600),
+                parse_nonzero_duration,
+            )?,
         };
         Ok(settings)
     }
@@ -366,6 +432,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("must be at most 366d".into());
     }
     Ok(duration)
+}
+
+/// `5s,5m,30m,2h,5h,10h,10h`: the default webhook retry schedule, in seconds.
+const DEFAULT_WEBHOOK_RETRY_SCHEDULE: &[u64] = &[5, 300, 1800, 7200, 18000, 36000, 36000];
+
+/// Comma-separated durations, e.g. `5s,5m,30m` (at least one; none zero).
+fn parse_duration_list(text: &str) -> Result<Vec<Duration>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse_nonzero_duration)
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|list| {
+            if list.is_empty() {
+                Err("expected comma-separated durations such as 5s,5m,30m".into())
+            } else {
+                Ok(list)
+            }
+        })
 }
 
 fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {

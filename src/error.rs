@@ -9,6 +9,9 @@ pub enum Resource {
     User,
     Post,
     Airport,
+    Event,
+    Webhook,
+    Operation,
 }
 
 /// Which uniqueness rule a write broke.

@@ -11,6 +11,7 @@ use crate::{
     cache::{Cache, ratelimit::RateLimiter, redis::Redis},
     config::Settings,
     db::Db,
+    jobs::runner::JobsWake,
 };
 
 #[derive(Clone)]
@@ -39,6 +40,8 @@ pub struct Services {
     pub jwt: Arc<JwtKeys>,
     pub passwords: PasswordHasher,
     pub lifecycle: Arc<Lifecycle>,
+    /// Wakes this instance's job runner after a commit that queued work.
+    pub jobs_wake: JobsWake,
 }
 
 /// Where the process is in its life: readiness and draining read it.

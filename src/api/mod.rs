@@ -22,6 +22,7 @@ use poem::{
 use crate::{
     airports::api::AirportsApi,
     auth::api::AuthApi,
+    events::api::EventsApi,
     health::api::HealthApi,
     http::{
         edge::PathHeaders,
@@ -38,8 +39,20 @@ use docs::DocumentLink;
 use spec::Version;
 
 /// The operations of each version's routes (health is routed once, separately).
-type V1Operations = (AuthApi<V1>, UsersApi<V1>, PostsApi, AirportsApi<V1>);
-type V2Operations = (AuthApi<V2>, UsersApi<V2>, PostsV2Api, AirportsApi<V2>);
+type V1Operations = (
+    AuthApi<V1>,
+    UsersApi<V1>,
+    PostsApi,
+    AirportsApi<V1>,
+    EventsApi<V1>,
+);
+type V2Operations = (
+    AuthApi<V2>,
+    UsersApi<V2>,
+    PostsV2Api,
+    AirportsApi<V2>,
+    EventsApi<V2>,
+);
 /// What each version's document describes.
 pub type V1Apis = (V1Operations, HealthApi);
 pub type V2Apis = (V2Operations, HealthApi);
@@ -50,6 +63,7 @@ fn v1_operations() -> V1Operations {
         UsersApi::default(),
         PostsApi,
         AirportsApi::default(),
+        EventsApi::default(),
     )
 }
 
@@ -59,6 +73,7 @@ fn v2_operations() -> V2Operations {
         UsersApi::default(),
         PostsV2Api,
         AirportsApi::default(),
+        EventsApi::default(),
     )
 }
 

@@ -69,6 +69,12 @@ pub enum Permission {
     DeleteAnyPost,
     /// Create, replace and delete airports.
     WriteAirports,
+    /// Read the event log.
+    ReadEvents,
+    /// Create, change and delete webhook endpoints; read their deliveries.
+    ManageWebhooks,
+    /// Read, cancel and download other users' exports.
+    ReadAnyExport,
 }
 
 /// The authenticated caller, as the access token describes them.
@@ -94,13 +100,16 @@ mod tests {
     use super::*;
     use Permission::*;
 
-    const ALL: [Permission; 6] = [
+    const ALL: [Permission; 9] = [
         ManageUsers,
         ChangeRoles,
         SeeAllDrafts,
         EditAnyPost,
         DeleteAnyPost,
         WriteAirports,
+        ReadEvents,
+        ManageWebhooks,
+        ReadAnyExport,
     ];
 
     #[test]

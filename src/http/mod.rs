@@ -30,6 +30,12 @@ pub enum ApiTags {
     Posts,
     /// Airports: a client-keyed resource that shows field mutability and upserts.
     Airports,
+    /// The event log: one event per committed post change (ADMIN).
+    Events,
+    /// Webhook endpoints: events delivered to your URL, signed (ADMIN).
+    Webhooks,
+    /// Long-running operations: exports of your posts, and their status.
+    Exports,
     /// Liveness, readiness and dependency health.
     Health,
 }

@@ -252,6 +252,9 @@ impl From<AppError> for Problem {
                     Resource::User => ("USER_NOT_FOUND", "user"),
                     Resource::Post => ("POST_NOT_FOUND", "post"),
                     Resource::Airport => ("AIRPORT_NOT_FOUND", "airport"),
+                    Resource::Event => ("EVENT_NOT_FOUND", "event"),
+                    Resource::Webhook => ("WEBHOOK_NOT_FOUND", "webhook endpoint"),
+                    Resource::Operation => ("OPERATION_NOT_FOUND", "operation"),
                 };
                 Problem::new(S::NOT_FOUND, code, format!("No such {what}."))
             }

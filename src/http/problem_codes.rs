@@ -19,6 +19,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ),
     ("CONFLICT", "The change conflicts with the current state."),
     ("EMAIL_TAKEN", "An account with this email already exists."),
+    (
+        "EVENT_NOT_FOUND",
+        "No such event (or it is older than the retention).",
+    ),
     ("FORBIDDEN", "Authenticated, but not allowed to do this."),
     (
         "IDEMPOTENCY_KEY_IN_PROGRESS",
@@ -64,6 +68,14 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("MISSING_FIELD", "A required body field is absent."),
     ("NOT_ACCEPTABLE", "The `Accept` header excludes JSON."),
     ("NOT_FOUND", "No such route."),
+    (
+        "OPERATION_NOT_FINISHED",
+        "The operation has not succeeded (yet): there is no result to fetch.",
+    ),
+    (
+        "OPERATION_NOT_FOUND",
+        "No such operation, or one of another user's.",
+    ),
     (
         "NOT_IMPLEMENTED",
         "A method the server implements on no path (e.g. `FOO`, `CONNECT`).",
@@ -115,6 +127,11 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "An account with this username already exists.",
     ),
     ("USER_NOT_FOUND", "No such user."),
+    ("WEBHOOK_NOT_FOUND", "No such webhook endpoint."),
+    (
+        "WEBHOOK_URL_FORBIDDEN",
+        "The webhook URL is not allowed: not https in production, or it resolves to a loopback, private, link-local or metadata address.",
+    ),
     (
         "VALIDATION_FAILED",
         "A value breaks the schema (type, length, pattern, range); see `errors`.",
@@ -137,6 +154,10 @@ const BY_OPERATION: &[(&str, u16, &[&str])] = &[
     ("get_user", 404, &["USER_NOT_FOUND"]),
     ("update_user", 404, &["USER_NOT_FOUND"]),
     ("get_airport", 404, &["AIRPORT_NOT_FOUND"]),
+    ("get_event", 404, &["EVENT_NOT_FOUND"]),
+    ("get_operation", 404, &["OPERATION_NOT_FOUND"]),
+    ("get_export_file", 404, &["OPERATION_NOT_FOUND"]),
+    ("get_export_file", 409, &["OPERATION_NOT_FINISHED"]),
 ];
 
 /// The codes a status carries on any operation, given the operation's shape.

@@ -33,7 +33,8 @@ bounded_text!(
 
 /// Where a post is in its life. Only published posts are public; drafts and archived posts are
 /// seen only by their author, MODERATORs and ADMINs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PostStatus {
     Draft,
     Published,
@@ -130,8 +131,11 @@ impl Tags {
     }
 }
 
-/// A post: the row of `posts`, and the domain value every API version renders.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+/// A post: the row of `posts`, and the domain value every API version renders. Its serde form
+/// is how events keep a post as it was (`events.post`); never sent to a client as is.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Queryable, Selectable, serde::Serialize, serde::Deserialize,
+)]
 #[diesel(table_name = posts)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct Post {

@@ -1,7 +1,8 @@
 //! Post rules, whatever API version asks: visibility (only published posts are public; drafts
 //! and archived posts exist only for their author, MODERATORs and ADMINs), who may edit or
 //! delete, status transitions (`publishedAt` is set the first time a post is published),
-//! optimistic concurrency with ETags, and the cache policy.
+//! optimistic concurrency with ETags, the cache policy, and one event per committed change
+//! (recorded in the change's own transaction).
 //!
 //! Cache policy: only published posts and pages that are the same for every caller are cached,
 //! each representation under its own key (a `PostView` names it); every write invalidates every
@@ -21,6 +22,7 @@ use crate::{
     auth::rbac::{Actor, Permission},
     cache::{CacheStatus, Cached},
     error::{AppError, AppResult, Resource},
+    events::{model::EventType, service as events},
     http::{
         conditional::Preconditions,
         pagination::{decode_cursor, split_page},
@@ -254,9 +256,14 @@ pub async fn create(
     };
     let post = {
         let mut conn = state.db.conn().await?;
-        conn.transaction::<_, AppError, _>(async |conn| repo::insert(conn, new).await)
-            .await?
+        conn.transaction::<_, AppError, _>(async |conn| {
+            let post = repo::insert(conn, new).await?;
+            events::record(conn, EventType::PostCreated, &post).await?;
+            Ok(post)
+        })
+        .await?
     };
+    state.jobs_wake.wake();
     if post.status.is_public() {
         state.cache.invalidate_lists().await;
     }
@@ -326,6 +333,7 @@ pub async fn patch(
                 tags: patch.tags.map(Tags::into_strings),
             };
             let post = repo::update(conn, id, &changes, now).await?;
+            events::record(conn, EventType::PostUpdated, &post).await?;
             Ok(Written {
                 post,
                 changed: true,
@@ -335,6 +343,7 @@ pub async fn patch(
         .await?;
     drop(conn);
     if written.changed {
+        state.jobs_wake.wake();
         state.cache.invalidate_post(id, written.post.version).await;
         if written.was_public || written.post.status.is_public() {
             state.cache.invalidate_lists().await;
@@ -365,10 +374,15 @@ pub async fn delete(
             if !preconditions.allow(Some(&current.etag())) {
                 return Err(AppError::PreconditionFailed);
             }
-            Ok(Some(repo::delete(conn, id).await?))
+            let deleted = repo::delete(conn, id).await?;
+            events::record(conn, EventType::PostDeleted, &deleted).await?;
+            Ok(Some(deleted))
         })
         .await?;
     drop(conn);
+    if deleted.is_some() {
+        state.jobs_wake.wake();
+    }
     // Also when there was nothing to delete: this may be a retry of a DELETE whose first attempt
     // committed on an instance that died before it could invalidate the shared cache (found by
     // the scale-out test: the post stayed readable from the cache after a 204).
