@@ -40,6 +40,9 @@ pub enum AppError {
     Taken(Taken),
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The operation has no result (yet): it has not succeeded.
+    #[error("the operation has not succeeded")]
+    OperationNotFinished,
     #[error("missing or invalid access token")]
     Unauthenticated,
     #[error("invalid email or password")]

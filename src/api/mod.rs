@@ -23,6 +23,7 @@ use crate::{
     airports::api::AirportsApi,
     auth::api::AuthApi,
     events::api::EventsApi,
+    exports::api::ExportsApi,
     health::api::HealthApi,
     http::{
         edge::PathHeaders,
@@ -45,6 +46,7 @@ type V1Operations = (
     PostsApi,
     AirportsApi<V1>,
     EventsApi<V1>,
+    ExportsApi<V1>,
 );
 type V2Operations = (
     AuthApi<V2>,
@@ -52,6 +54,7 @@ type V2Operations = (
     PostsV2Api,
     AirportsApi<V2>,
     EventsApi<V2>,
+    ExportsApi<V2>,
 );
 /// What each version's document describes.
 pub type V1Apis = (V1Operations, HealthApi);
@@ -64,6 +67,7 @@ fn v1_operations() -> V1Operations {
         PostsApi,
         AirportsApi::default(),
         EventsApi::default(),
+        ExportsApi::default(),
     )
 }
 
@@ -74,6 +78,7 @@ fn v2_operations() -> V2Operations {
         PostsV2Api,
         AirportsApi::default(),
         EventsApi::default(),
+        ExportsApi::default(),
     )
 }
 

@@ -140,12 +140,34 @@ fn finish(spec: &mut Value) {
         .pointer_mut("/components/schemas")
         .and_then(Value::as_object_mut)
     {
+        for schema in schemas.values_mut() {
+            if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+                properties.values_mut().for_each(nullable_reference);
+            }
+        }
         for name in request_schemas {
             if let Some(schema) = schemas.get_mut(&name).and_then(Value::as_object_mut) {
                 schema.insert("additionalProperties".into(), Value::Bool(false));
             }
         }
     }
+}
+
+/// A nullable object property: poem-openapi writes `allOf: [{$ref}, {nullable}]` without a
+/// `type`, which OpenAPI 3.0 tools reject (a `nullable` needs a `type` beside it). Rewritten as
+/// `{type: object, nullable: true, allOf: [{$ref}]}`.
+fn nullable_reference(property: &mut Value) {
+    let Some(object) = property.as_object_mut() else {
+        return;
+    };
+    if object.get("nullable") != Some(&Value::Bool(true)) || object.contains_key("type") {
+        return;
+    }
+    let Some(all_of) = object.get_mut("allOf").and_then(Value::as_array_mut) else {
+        return;
+    };
+    all_of.retain(|part| part.get("$ref").is_some());
+    object.insert("type".into(), Value::from("object"));
 }
 
 /// `ETAG` → `ETag`, `application/json; charset=utf-8` → `application/json`.

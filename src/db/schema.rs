@@ -22,6 +22,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    export_chunks (operation_id, seq) {
+        operation_id -> Uuid,
+        seq -> Int4,
+        data -> Bytea,
+    }
+}
+
+diesel::table! {
     idempotency_keys (user_id, key) {
         user_id -> Uuid,
         key -> Text,
@@ -49,6 +57,22 @@ diesel::table! {
         traceparent -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    operations (id) {
+        id -> Uuid,
+        kind -> Text,
+        owner_id -> Uuid,
+        api_version -> Text,
+        status -> Text,
+        percent_complete -> Int4,
+        error -> Nullable<Jsonb>,
+        result_count -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        expires_at -> Timestamptz,
     }
 }
 
@@ -104,7 +128,9 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(export_chunks -> operations (operation_id));
 diesel::joinable!(idempotency_keys -> users (user_id));
+diesel::joinable!(operations -> users (owner_id));
 diesel::joinable!(post_tags -> posts (post_id));
 diesel::joinable!(posts -> users (author_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -112,8 +138,10 @@ diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     airports,
     events,
+    export_chunks,
     idempotency_keys,
     jobs,
+    operations,
     post_tags,
     posts,
     refresh_tokens,

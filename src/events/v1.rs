@@ -30,10 +30,12 @@ pub struct EventDataV1 {
 #[oai(rename = "Event", rename_all = "camelCase")]
 #[serde(rename_all = "camelCase")]
 pub struct EventV1 {
+    /// The event's id (UUIDv7: ordered by time); also the `webhook-id` of its deliveries.
     pub id: Uuid,
     #[oai(rename = "type")]
     #[serde(rename = "type")]
     pub event_type: EventTypeParam,
+    /// When the change was committed.
     pub occurred_at: DateTime<Utc>,
     pub data: EventDataV1,
 }

@@ -8,6 +8,7 @@ pub mod conditional;
 pub mod edge;
 pub mod idempotency;
 pub mod json;
+pub mod ndjson;
 pub mod pagination;
 pub mod problem;
 pub mod problem_codes;

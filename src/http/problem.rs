@@ -28,7 +28,7 @@ use crate::{
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
 /// One invalid input: which field (camelCase, as sent) and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, Object, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Object, Serialize, serde::Deserialize)]
 pub struct FieldError {
     /// The request field (camelCase) or parameter name.
     pub field: String,
@@ -46,7 +46,7 @@ impl FieldError {
 }
 
 /// Problem details (RFC 9457) as every error response carries them.
-#[derive(Debug, Clone, Object, Serialize)]
+#[derive(Debug, Clone, Object, Serialize, serde::Deserialize)]
 #[oai(rename = "Problem", rename_all = "camelCase", example)]
 #[serde(rename_all = "camelCase")]
 pub struct ProblemBody {
@@ -159,9 +159,9 @@ impl Problem {
         .with_retry_after(retry_after)
     }
 
-    /// The response, with the per-request parts filled in.
-    pub fn render(&self, request_id: &str, instance: &str) -> Response {
-        let body = ProblemBody {
+    /// The body, with the per-request parts filled in.
+    pub fn body(&self, request_id: &str, instance: &str) -> ProblemBody {
+        ProblemBody {
             type_: format!(
                 "urn:herald:problem:{}",
                 self.code.to_ascii_lowercase().replace('_', "-")
@@ -173,7 +173,12 @@ impl Problem {
             code: self.code.to_string(),
             request_id: request_id.to_string(),
             errors: (!self.errors.is_empty()).then(|| self.errors.clone()),
-        };
+        }
+    }
+
+    /// The response, with the per-request parts filled in.
+    pub fn render(&self, request_id: &str, instance: &str) -> Response {
+        let body = self.body(request_id, instance);
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = Response::builder()
             .status(self.status)
@@ -287,6 +292,12 @@ impl From<AppError> for Problem {
                 "An account with this username already exists.",
             ),
             AppError::Conflict(why) => Problem::new(S::CONFLICT, "CONFLICT", why),
+            AppError::OperationNotFinished => Problem::new(
+                S::CONFLICT,
+                "OPERATION_NOT_FINISHED",
+                "The operation has not succeeded (yet); poll it until its status is `succeeded`.",
+            )
+            .with_retry_after(std::time::Duration::from_secs(1)),
             AppError::Unauthenticated => Problem::new(
                 S::UNAUTHORIZED,
                 "UNAUTHENTICATED",

@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 
 use crate::support::{PASSWORD, TestApp, TestUser};
 
-/// Expected status for: anonymous, USER, MODERATOR, ADMIN. The fixture is a published post and
-/// an airport owned by someone else, and another USER account.
+/// Expected status for: anonymous, USER, MODERATOR, ADMIN. The fixture is a published post, an
+/// airport and a finished export owned by someone else, the post's event, and another USER
+/// account.
 const MATRIX: &[(&str, &str, [u16; 4])] = &[
     ("GET", "/health", [200, 200, 200, 200]),
     ("GET", "/health/live", [200, 200, 200, 200]),
@@ -32,6 +33,13 @@ const MATRIX: &[(&str, &str, [u16; 4])] = &[
     ("PUT", "/v1/airports/{code}", [401, 403, 403, 200]),
     ("PATCH", "/v1/airports/{code}", [401, 403, 403, 200]),
     ("DELETE", "/v1/airports/{code}", [401, 403, 403, 200]),
+    ("GET", "/v1/events", [401, 403, 403, 200]),
+    ("GET", "/v1/events/{id}", [401, 403, 403, 200]),
+    ("POST", "/v1/exports", [401, 202, 202, 202]),
+    // The fixture's export belongs to someone else: it does not exist for other users.
+    ("GET", "/v1/operations/{id}", [401, 404, 404, 200]),
+    ("GET", "/v1/exports/{id}/file", [401, 404, 404, 200]),
+    ("DELETE", "/v1/operations/{id}", [401, 204, 204, 200]),
 ];
 
 /// The API versions the matrix runs for.
@@ -92,6 +100,8 @@ fn every_operation_has_a_row_and_every_row_an_operation() {
 /// What one caller's requests act on (fresh per caller, since some requests change it).
 struct Fixture {
     post: String,
+    event: String,
+    export: String,
     airport: String,
     target: TestUser,
 }
@@ -110,8 +120,45 @@ async fn fixture(app: &TestApp, admin: &TestUser, n: usize) -> Fixture {
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
+    let events: Value = app
+        .get("/v1/events?type=post.created&limit=1")
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let export: Value = app
+        .post("/v1/exports")
+        .bearer_auth(&owner.token)
+        .json(&json!({"format": "ndjson"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let export = export["id"].as_str().unwrap().to_string();
+    for _ in 0..300 {
+        let operation: Value = app
+            .get(&format!("/v1/operations/{export}"))
+            .bearer_auth(&owner.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if operation["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     Fixture {
         post: post["id"].as_str().unwrap().to_string(),
+        event: events["data"][0]["id"].as_str().unwrap().to_string(),
+        export,
         airport,
         target: app.user(Role::User).await,
     }
@@ -128,6 +175,9 @@ async fn request(
     let user_path = in_version(&format!("/v1/users/{}", fixture.target.id), version);
     let post_path = in_version(&format!("/v1/posts/{}", fixture.post), version);
     let airport_path = in_version(&format!("/v1/airports/{}", fixture.airport), version);
+    let event_path = in_version(&format!("/v1/events/{}", fixture.event), version);
+    let operation_path = in_version(&format!("/v1/operations/{}", fixture.export), version);
+    let file_path = in_version(&format!("/v1/exports/{}/file", fixture.export), version);
     let path = in_version(template, version);
     match (method, template) {
         ("GET", "/v1/users/{id}") => app.get(&user_path),
@@ -139,6 +189,11 @@ async fn request(
         ("PUT", "/v1/airports/{code}") => app.put(&airport_path).json(&json!({"runways": 3})),
         ("PATCH", "/v1/airports/{code}") => app.patch(&airport_path).body(r#"{"runways": 4}"#),
         ("DELETE", "/v1/airports/{code}") => app.delete(&airport_path),
+        ("GET", "/v1/events/{id}") => app.get(&event_path),
+        ("GET", "/v1/operations/{id}") => app.get(&operation_path),
+        ("DELETE", "/v1/operations/{id}") => app.delete(&operation_path),
+        ("GET", "/v1/exports/{id}/file") => app.get(&file_path),
+        ("POST", "/v1/exports") => app.post(&path).json(&json!({"format": "ndjson"})),
         ("POST", "/v1/auth/register") => app.post(&path).json(&json!({
             "email": format!("matrix{n}@example.com"), "username": format!("matrix_{n}"), "password": "12345678"
         })),

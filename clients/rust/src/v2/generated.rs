@@ -147,6 +147,66 @@ pub mod types {
             Default::default()
         }
     }
+    ///`CreateExportIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateExportIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for CreateExportIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateExportIdempotencyKey> for ::std::string::String {
+        fn from(value: CreateExportIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateExportIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> =
+                ::std::sync::LazyLock::new(|| {
+                    ::regress::Regex::new("^[\\x21-\\x7E]{1,255}$").unwrap()
+                });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x21-\\x7E]{1,255}$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateExportIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateExportIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateExportIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///`CreatePostIdempotencyKey`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
@@ -513,6 +573,169 @@ pub mod types {
             value.parse()
         }
     }
+    ///Something that happened to a post.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Event {
+        pub data: EventData,
+        ///The event's id (UUIDv7: ordered by time); also the `webhook-id` of its deliveries.
+        pub id: ::uuid::Uuid,
+        ///When the change was committed.
+        #[serde(rename = "occurredAt")]
+        pub occurred_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        #[serde(rename = "type")]
+        pub type_: EventType,
+    }
+    impl Event {
+        pub fn builder() -> builder::Event {
+            Default::default()
+        }
+    }
+    ///What an event carries.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct EventData {
+        ///The post after the change (before it, for `post.deleted`); `null` for `webhook.test`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub post: ::std::option::Option<Post>,
+    }
+    impl EventData {
+        pub fn builder() -> builder::EventData {
+            Default::default()
+        }
+    }
+    ///A page of events, newest first.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct EventPage {
+        ///The page's items, in the list's order.
+        pub data: ::std::vec::Vec<Event>,
+        ///The next page's path and query, or `null` on the last page.
+        #[serde(
+            rename = "nextLink",
+            deserialize_with = "::std::option::Option::deserialize"
+        )]
+        pub next_link: ::std::option::Option<::std::string::String>,
+    }
+    impl EventPage {
+        pub fn builder() -> builder::EventPage {
+            Default::default()
+        }
+    }
+    ///What happened: a post was created, updated or deleted, or a webhook endpoint was tested.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum EventType {
+        #[serde(rename = "post.created")]
+        PostCreated,
+        #[serde(rename = "post.updated")]
+        PostUpdated,
+        #[serde(rename = "post.deleted")]
+        PostDeleted,
+        #[serde(rename = "webhook.test")]
+        WebhookTest,
+    }
+    impl ::std::fmt::Display for EventType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::PostCreated => f.write_str("post.created"),
+                Self::PostUpdated => f.write_str("post.updated"),
+                Self::PostDeleted => f.write_str("post.deleted"),
+                Self::WebhookTest => f.write_str("webhook.test"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for EventType {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "post.created" => Ok(Self::PostCreated),
+                "post.updated" => Ok(Self::PostUpdated),
+                "post.deleted" => Ok(Self::PostDeleted),
+                "webhook.test" => Ok(Self::WebhookTest),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for EventType {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for EventType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///The file format of an export.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum ExportFormat {
+        #[serde(rename = "ndjson")]
+        Ndjson,
+    }
+    impl ::std::fmt::Display for ExportFormat {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Ndjson => f.write_str("ndjson"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ExportFormat {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "ndjson" => Ok(Self::Ndjson),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ExportFormat {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ExportFormat {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///What to export: every post the caller authored, drafts included.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct ExportRequest {
+        pub format: ExportFormat,
+    }
+    impl ExportRequest {
+        pub fn builder() -> builder::ExportRequest {
+            Default::default()
+        }
+    }
     ///One invalid input: which field (camelCase, as sent) and what is wrong with it.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct FieldError {
@@ -639,6 +862,59 @@ pub mod types {
         }
     }
     impl<'de> ::serde::Deserialize<'de> for ListAirportsCursor {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ListEventsCursor`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListEventsCursor(::std::string::String);
+    impl ::std::ops::Deref for ListEventsCursor {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListEventsCursor> for ::std::string::String {
+        fn from(value: ListEventsCursor) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListEventsCursor {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 512usize {
+                return Err("longer than 512 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListEventsCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListEventsCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListEventsCursor {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -934,6 +1210,158 @@ pub mod types {
                 .map_err(|e: self::error::ConversionError| {
                     <D::Error as ::serde::de::Error>::custom(e.to_string())
                 })
+        }
+    }
+    ///A long-running operation. Kept for 24 hours after it was created.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Operation {
+        ///When it was started.
+        #[serde(rename = "createdAt")]
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Why it failed; `null` unless `status` is `failed`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error: ::std::option::Option<Problem>,
+        ///The operation's id.
+        pub id: ::uuid::Uuid,
+        pub kind: OperationKind,
+        ///0–100; 100 once succeeded.
+        #[serde(rename = "percentComplete")]
+        pub percent_complete: i32,
+        ///The file; `null` until `status` is `succeeded`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub result: ::std::option::Option<OperationResult>,
+        pub status: OperationStatus,
+        ///When its status or progress last changed.
+        #[serde(rename = "updatedAt")]
+        pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+    }
+    impl Operation {
+        pub fn builder() -> builder::Operation {
+            Default::default()
+        }
+    }
+    ///What kind of work an operation does.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum OperationKind {
+        #[serde(rename = "export")]
+        Export,
+    }
+    impl ::std::fmt::Display for OperationKind {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Export => f.write_str("export"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for OperationKind {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "export" => Ok(Self::Export),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for OperationKind {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for OperationKind {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///What a succeeded export produced.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct OperationResult {
+        ///How many posts the file holds.
+        pub count: i64,
+        ///Where to download the file (`GET`, with the same credentials).
+        #[serde(rename = "fileUrl")]
+        pub file_url: ::std::string::String,
+    }
+    impl OperationResult {
+        pub fn builder() -> builder::OperationResult {
+            Default::default()
+        }
+    }
+    ///Where an operation is: `notStarted` → `running` → `succeeded`, `failed` or `canceled`.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum OperationStatus {
+        #[serde(rename = "notStarted")]
+        NotStarted,
+        #[serde(rename = "running")]
+        Running,
+        #[serde(rename = "succeeded")]
+        Succeeded,
+        #[serde(rename = "failed")]
+        Failed,
+        #[serde(rename = "canceled")]
+        Canceled,
+    }
+    impl ::std::fmt::Display for OperationStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::NotStarted => f.write_str("notStarted"),
+                Self::Running => f.write_str("running"),
+                Self::Succeeded => f.write_str("succeeded"),
+                Self::Failed => f.write_str("failed"),
+                Self::Canceled => f.write_str("canceled"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for OperationStatus {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "notStarted" => Ok(Self::NotStarted),
+                "running" => Ok(Self::Running),
+                "succeeded" => Ok(Self::Succeeded),
+                "failed" => Ok(Self::Failed),
+                "canceled" => Ok(Self::Canceled),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for OperationStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for OperationStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///`OverallStatus`
@@ -2541,6 +2969,226 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct Event {
+            data: ::std::result::Result<super::EventData, ::std::string::String>,
+            id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            occurred_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            type_: ::std::result::Result<super::EventType, ::std::string::String>,
+        }
+        impl ::std::default::Default for Event {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    occurred_at: Err("no value supplied for occurred_at".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl Event {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::EventData>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for data: {e}"));
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn occurred_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.occurred_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for occurred_at: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::EventType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for type_: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Event> for super::Event {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Event,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    id: value.id?,
+                    occurred_at: value.occurred_at?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Event> for Event {
+            fn from(value: super::Event) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    id: Ok(value.id),
+                    occurred_at: Ok(value.occurred_at),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct EventData {
+            post: ::std::result::Result<::std::option::Option<super::Post>, ::std::string::String>,
+        }
+        impl ::std::default::Default for EventData {
+            fn default() -> Self {
+                Self {
+                    post: Ok(Default::default()),
+                }
+            }
+        }
+        impl EventData {
+            pub fn post<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::Post>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.post = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for post: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<EventData> for super::EventData {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: EventData,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { post: value.post? })
+            }
+        }
+        impl ::std::convert::From<super::EventData> for EventData {
+            fn from(value: super::EventData) -> Self {
+                Self {
+                    post: Ok(value.post),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct EventPage {
+            data: ::std::result::Result<::std::vec::Vec<super::Event>, ::std::string::String>,
+            next_link: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for EventPage {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    next_link: Err("no value supplied for next_link".to_string()),
+                }
+            }
+        }
+        impl EventPage {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Event>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for data: {e}"));
+                self
+            }
+            pub fn next_link<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.next_link = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for next_link: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<EventPage> for super::EventPage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: EventPage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    next_link: value.next_link?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::EventPage> for EventPage {
+            fn from(value: super::EventPage) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    next_link: Ok(value.next_link),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ExportRequest {
+            format: ::std::result::Result<super::ExportFormat, ::std::string::String>,
+        }
+        impl ::std::default::Default for ExportRequest {
+            fn default() -> Self {
+                Self {
+                    format: Err("no value supplied for format".to_string()),
+                }
+            }
+        }
+        impl ExportRequest {
+            pub fn format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ExportFormat>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.format = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for format: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ExportRequest> for super::ExportRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ExportRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    format: value.format?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ExportRequest> for ExportRequest {
+            fn from(value: super::ExportRequest) -> Self {
+                Self {
+                    format: Ok(value.format),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct FieldError {
             field: ::std::result::Result<::std::string::String, ::std::string::String>,
             message: ::std::result::Result<::std::string::String, ::std::string::String>,
@@ -2716,6 +3364,208 @@ pub mod types {
                 Self {
                     email: Ok(value.email),
                     password: Ok(value.password),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Operation {
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            error:
+                ::std::result::Result<::std::option::Option<super::Problem>, ::std::string::String>,
+            id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            kind: ::std::result::Result<super::OperationKind, ::std::string::String>,
+            percent_complete: ::std::result::Result<i32, ::std::string::String>,
+            result: ::std::result::Result<
+                ::std::option::Option<super::OperationResult>,
+                ::std::string::String,
+            >,
+            status: ::std::result::Result<super::OperationStatus, ::std::string::String>,
+            updated_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Operation {
+            fn default() -> Self {
+                Self {
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    error: Ok(Default::default()),
+                    id: Err("no value supplied for id".to_string()),
+                    kind: Err("no value supplied for kind".to_string()),
+                    percent_complete: Err("no value supplied for percent_complete".to_string()),
+                    result: Ok(Default::default()),
+                    status: Err("no value supplied for status".to_string()),
+                    updated_at: Err("no value supplied for updated_at".to_string()),
+                }
+            }
+        }
+        impl Operation {
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for created_at: {e}"));
+                self
+            }
+            pub fn error<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::Problem>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for error: {e}"));
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn kind<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::OperationKind>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.kind = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for kind: {e}"));
+                self
+            }
+            pub fn percent_complete<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.percent_complete = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for percent_complete: {e}")
+                });
+                self
+            }
+            pub fn result<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::OperationResult>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.result = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for result: {e}"));
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::OperationStatus>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for status: {e}"));
+                self
+            }
+            pub fn updated_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.updated_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for updated_at: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Operation> for super::Operation {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Operation,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    created_at: value.created_at?,
+                    error: value.error?,
+                    id: value.id?,
+                    kind: value.kind?,
+                    percent_complete: value.percent_complete?,
+                    result: value.result?,
+                    status: value.status?,
+                    updated_at: value.updated_at?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Operation> for Operation {
+            fn from(value: super::Operation) -> Self {
+                Self {
+                    created_at: Ok(value.created_at),
+                    error: Ok(value.error),
+                    id: Ok(value.id),
+                    kind: Ok(value.kind),
+                    percent_complete: Ok(value.percent_complete),
+                    result: Ok(value.result),
+                    status: Ok(value.status),
+                    updated_at: Ok(value.updated_at),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct OperationResult {
+            count: ::std::result::Result<i64, ::std::string::String>,
+            file_url: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for OperationResult {
+            fn default() -> Self {
+                Self {
+                    count: Err("no value supplied for count".to_string()),
+                    file_url: Err("no value supplied for file_url".to_string()),
+                }
+            }
+        }
+        impl OperationResult {
+            pub fn count<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.count = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for count: {e}"));
+                self
+            }
+            pub fn file_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.file_url = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for file_url: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<OperationResult> for super::OperationResult {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: OperationResult,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    count: value.count?,
+                    file_url: value.file_url?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::OperationResult> for OperationResult {
+            fn from(value: super::OperationResult) -> Self {
+                Self {
+                    count: Ok(value.count),
+                    file_url: Ok(value.file_url),
                 }
             }
         }
@@ -4154,6 +5004,120 @@ impl Client {
     pub fn register_user(&self) -> builder::RegisterUser<'_> {
         builder::RegisterUser::new(self)
     }
+    /// List events
+    ///
+    /// ADMIN only. Newest first, cursor-paginated; one event per committed post change, kept
+    /// for `EVENT_RETENTION` (30 days). The post inside is in this version's representation.
+    ///
+    /// Sends a `GET` request to `/v2/events`
+    ///
+    /// Arguments:
+    /// - `cursor`: Opaque cursor from a previous page's `nextLink`.
+    /// - `limit`: Page size (1–100).
+    /// - `type_`: Only events of this type.
+    /// ```ignore
+    /// let response = client.list_events()
+    /// .cursor(cursor)
+    /// .limit(limit)
+    /// .type_(type_)
+    /// .send()
+    /// .await;
+    /// ```
+    pub fn list_events(&self) -> builder::ListEvents<'_> {
+        builder::ListEvents::new(self)
+    }
+    /// Get an event
+    ///
+    /// ADMIN only.
+    ///
+    /// Sends a `GET` request to `/v2/events/{id}`
+    ///
+    /// Arguments:
+    /// - `id`: The event's id.
+    /// ```ignore
+    /// let response = client.get_event()
+    /// .id(id)
+    /// .send()
+    /// .await;
+    /// ```
+    pub fn get_event(&self) -> builder::GetEvent<'_> {
+        builder::GetEvent::new(self)
+    }
+    /// Start an export
+    ///
+    /// Exports every post the caller authored, drafts included, to an NDJSON file in this
+    /// version's representation. Answers at once with the operation to poll. With an
+    /// `Idempotency-Key`, a retry gets the same operation instead of a second export.
+    ///
+    /// Sends a `POST` request to `/v2/exports`
+    ///
+    /// Arguments:
+    /// - `idempotency_key`: Makes retries safe: 1–255 visible ASCII characters, remembered for 24 hours per user.
+    /// - `body`
+    /// ```ignore
+    /// let response = client.create_export()
+    /// .idempotency_key(idempotency_key)
+    /// .body(body)
+    /// .send()
+    /// .await;
+    /// ```
+    pub fn create_export(&self) -> builder::CreateExport<'_> {
+        builder::CreateExport::new(self)
+    }
+    /// Download an export
+    ///
+    /// Its owner or an ADMIN, once the export succeeded (409 `OPERATION_NOT_FINISHED` before).
+    /// Streamed: `application/x-ndjson`, one post a line.
+    ///
+    /// Sends a `GET` request to `/v2/exports/{id}/file`
+    ///
+    /// Arguments:
+    /// - `id`: The export operation's id.
+    /// ```ignore
+    /// let response = client.get_export_file()
+    /// .id(id)
+    /// .send()
+    /// .await;
+    /// ```
+    pub fn get_export_file(&self) -> builder::GetExportFile<'_> {
+        builder::GetExportFile::new(self)
+    }
+    /// Get an operation
+    ///
+    /// Its owner or an ADMIN. Poll it after `Retry-After` seconds until `status` is
+    /// `succeeded`, `failed` or `canceled`.
+    ///
+    /// Sends a `GET` request to `/v2/operations/{id}`
+    ///
+    /// Arguments:
+    /// - `id`: The operation's id.
+    /// ```ignore
+    /// let response = client.get_operation()
+    /// .id(id)
+    /// .send()
+    /// .await;
+    /// ```
+    pub fn get_operation(&self) -> builder::GetOperation<'_> {
+        builder::GetOperation::new(self)
+    }
+    /// Cancel an operation
+    ///
+    /// Its owner or an ADMIN. A running operation stops and its partial file is removed; a
+    /// finished one is answered as it is; 204 when there is none.
+    ///
+    /// Sends a `DELETE` request to `/v2/operations/{id}`
+    ///
+    /// Arguments:
+    /// - `id`: The operation's id.
+    /// ```ignore
+    /// let response = client.cancel_operation()
+    /// .id(id)
+    /// .send()
+    /// .await;
+    /// ```
+    pub fn cancel_operation(&self) -> builder::CancelOperation<'_> {
+        builder::CancelOperation::new(self)
+    }
     /// List posts
     ///
     /// Newest first, cursor-paginated. `status=draft|archived|all` adds the posts of that status
@@ -5494,6 +6458,565 @@ pub mod builder {
                     ResponseValue::from_response(response).await?,
                 )),
                 415u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /// Builder for [`Client::list_events`]
+    ///
+    /// [`Client::list_events`]: super::Client::list_events
+    #[derive(Debug, Clone)]
+    pub struct ListEvents<'a> {
+        client: &'a super::Client,
+        cursor: Result<Option<types::ListEventsCursor>, String>,
+        limit: Result<Option<::std::num::NonZeroU32>, String>,
+        type_: Result<Option<types::EventType>, String>,
+    }
+    impl<'a> ListEvents<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                cursor: Ok(None),
+                limit: Ok(None),
+                type_: Ok(None),
+            }
+        }
+        pub fn cursor<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ListEventsCursor>,
+        {
+            self.cursor = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `ListEventsCursor` for cursor failed".to_string());
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU32>,
+        {
+            self.limit = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: num :: NonZeroU32` for limit failed".to_string()
+            });
+            self
+        }
+        pub fn type_<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::EventType>,
+        {
+            self.type_ = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `EventType` for type_ failed".to_string());
+            self
+        }
+        ///Sends a `GET` request to `/v2/events`
+        pub async fn send(self) -> Result<ResponseValue<types::EventPage>, Error<types::Problem>> {
+            let Self {
+                client,
+                cursor,
+                limit,
+                type_,
+            } = self;
+            let cursor = cursor.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let type_ = type_.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v2/events", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .query(&progenitor_client::QueryParam::new("type", &type_))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_events",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                406u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /// Builder for [`Client::get_event`]
+    ///
+    /// [`Client::get_event`]: super::Client::get_event
+    #[derive(Debug, Clone)]
+    pub struct GetEvent<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> GetEvent<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        ///Sends a `GET` request to `/v2/events/{id}`
+        pub async fn send(self) -> Result<ResponseValue<types::Event>, Error<types::Problem>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v2/events/{}",
+                client.baseurl,
+                encode_path(&id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_event",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                406u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /// Builder for [`Client::create_export`]
+    ///
+    /// [`Client::create_export`]: super::Client::create_export
+    #[derive(Debug, Clone)]
+    pub struct CreateExport<'a> {
+        client: &'a super::Client,
+        idempotency_key: Result<Option<types::CreateExportIdempotencyKey>, String>,
+        body: Result<types::builder::ExportRequest, String>,
+    }
+    impl<'a> CreateExport<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                idempotency_key: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateExportIdempotencyKey>,
+        {
+            self.idempotency_key = value.try_into().map(Some).map_err(|_| {
+                "conversion to `CreateExportIdempotencyKey` for idempotency_key failed".to_string()
+            });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ExportRequest>,
+            <V as std::convert::TryInto<types::ExportRequest>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| format!("conversion to `ExportRequest` for body failed: {}", s));
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(types::builder::ExportRequest) -> types::builder::ExportRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v2/exports`
+        pub async fn send(self) -> Result<ResponseValue<types::Operation>, Error<types::Problem>> {
+            let Self {
+                client,
+                idempotency_key,
+                body,
+            } = self;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| types::ExportRequest::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v2/exports", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "create_export",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                202u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                406u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                408u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                409u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                411u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                413u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                415u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /// Builder for [`Client::get_export_file`]
+    ///
+    /// [`Client::get_export_file`]: super::Client::get_export_file
+    #[derive(Debug, Clone)]
+    pub struct GetExportFile<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> GetExportFile<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        ///Sends a `GET` request to `/v2/exports/{id}/file`
+        pub async fn send(self) -> Result<ResponseValue<ByteStream>, Error<types::Problem>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v2/exports/{}/file",
+                client.baseurl,
+                encode_path(&id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client.client.get(url).headers(header_map).build()?;
+            let info = OperationInfo {
+                operation_id: "get_export_file",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::stream(response)),
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                406u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                409u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /// Builder for [`Client::get_operation`]
+    ///
+    /// [`Client::get_operation`]: super::Client::get_operation
+    #[derive(Debug, Clone)]
+    pub struct GetOperation<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> GetOperation<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        ///Sends a `GET` request to `/v2/operations/{id}`
+        pub async fn send(self) -> Result<ResponseValue<types::Operation>, Error<types::Problem>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v2/operations/{}",
+                client.baseurl,
+                encode_path(&id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_operation",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                406u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /// Builder for [`Client::cancel_operation`]
+    ///
+    /// [`Client::cancel_operation`]: super::Client::cancel_operation
+    #[derive(Debug, Clone)]
+    pub struct CancelOperation<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> CancelOperation<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        ///Sends a `DELETE` request to `/v2/operations/{id}`
+        pub async fn send(self) -> Result<ResponseValue<types::Operation>, Error<types::Problem>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v2/operations/{}",
+                client.baseurl,
+                encode_path(&id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .delete(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "cancel_operation",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                406u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 429u16 => Err(Error::ErrorResponse(

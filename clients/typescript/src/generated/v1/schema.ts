@@ -193,6 +193,116 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List events
+         * @description ADMIN only. Newest first, cursor-paginated; one event per committed post change, kept
+         *     for `EVENT_RETENTION` (30 days). The post inside is in this version's representation.
+         */
+        get: operations["list_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an event
+         * @description ADMIN only.
+         */
+        get: operations["get_event"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/exports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start an export
+         * @description Exports every post the caller authored, drafts included, to an NDJSON file in this
+         *     version's representation. Answers at once with the operation to poll. With an
+         *     `Idempotency-Key`, a retry gets the same operation instead of a second export.
+         */
+        post: operations["create_export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/exports/{id}/file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download an export
+         * @description Its owner or an ADMIN, once the export succeeded (409 `OPERATION_NOT_FINISHED` before).
+         *     Streamed: `application/x-ndjson`, one post a line.
+         */
+        get: operations["get_export_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an operation
+         * @description Its owner or an ADMIN. Poll it after `Retry-After` seconds until `status` is
+         *     `succeeded`, `failed` or `canceled`.
+         */
+        get: operations["get_operation"];
+        put?: never;
+        post?: never;
+        /**
+         * Cancel an operation
+         * @description Its owner or an ADMIN. A running operation stops and its partial file is removed; a
+         *     finished one is answered as it is; 204 when there is none.
+         */
+        delete: operations["cancel_operation"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/posts": {
         parameters: {
             query?: never;
@@ -448,6 +558,59 @@ export interface components {
         /** @enum {string} */
         DependencyStatus: "ok" | "degraded" | "down";
         /**
+         * Event
+         * @description Something that happened to a post.
+         */
+        Event: {
+            data: components["schemas"]["EventData"];
+            /**
+             * Format: uuid
+             * @description The event's id (UUIDv7: ordered by time); also the `webhook-id` of its deliveries.
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When the change was committed.
+             */
+            occurredAt: string;
+            type: components["schemas"]["EventType"];
+        };
+        /**
+         * EventData
+         * @description What an event carries.
+         */
+        EventData: {
+            /** @description The post after the change (before it, for `post.deleted`); `null` for `webhook.test`. */
+            post?: components["schemas"]["Post"] | null;
+        };
+        /**
+         * EventPage
+         * @description A page of events, newest first.
+         */
+        EventPage: {
+            /** @description The page's items, in the list's order. */
+            data: components["schemas"]["Event"][];
+            /** @description The next page's path and query, or `null` on the last page. */
+            nextLink?: string | null;
+        };
+        /**
+         * @description What happened: a post was created, updated or deleted, or a webhook endpoint was tested.
+         * @enum {string}
+         */
+        EventType: "post.created" | "post.updated" | "post.deleted" | "webhook.test";
+        /**
+         * @description The file format of an export.
+         * @enum {string}
+         */
+        ExportFormat: "ndjson";
+        /**
+         * ExportRequest
+         * @description What to export: every post the caller authored, drafts included.
+         */
+        ExportRequest: {
+            format: components["schemas"]["ExportFormat"];
+        };
+        /**
          * FieldError
          * @description One invalid input: which field (camelCase, as sent) and what is wrong with it.
          */
@@ -484,6 +647,61 @@ export interface components {
             /** @description The account's password (8–128 characters); never stored or logged as given. */
             password: string;
         };
+        /**
+         * Operation
+         * @description A long-running operation. Kept for 24 hours after it was created.
+         */
+        Operation: {
+            /**
+             * Format: date-time
+             * @description When it was started.
+             */
+            createdAt: string;
+            /** @description Why it failed; `null` unless `status` is `failed`. */
+            error?: components["schemas"]["Problem"] | null;
+            /**
+             * Format: uuid
+             * @description The operation's id.
+             */
+            id: string;
+            kind: components["schemas"]["OperationKind"];
+            /**
+             * Format: int32
+             * @description 0–100; 100 once succeeded.
+             */
+            percentComplete: number;
+            /** @description The file; `null` until `status` is `succeeded`. */
+            result?: components["schemas"]["OperationResult"] | null;
+            status: components["schemas"]["OperationStatus"];
+            /**
+             * Format: date-time
+             * @description When its status or progress last changed.
+             */
+            updatedAt: string;
+        };
+        /**
+         * @description What kind of work an operation does.
+         * @enum {string}
+         */
+        OperationKind: "export";
+        /**
+         * OperationResult
+         * @description What a succeeded export produced.
+         */
+        OperationResult: {
+            /**
+             * Format: int64
+             * @description How many posts the file holds.
+             */
+            count: number;
+            /** @description Where to download the file (`GET`, with the same credentials). */
+            fileUrl: string;
+        };
+        /**
+         * @description Where an operation is: `notStarted` → `running` → `succeeded`, `failed` or `canceled`.
+         * @enum {string}
+         */
+        OperationStatus: "notStarted" | "running" | "succeeded" | "failed" | "canceled";
         /** @enum {string} */
         OverallStatus: "healthy" | "unhealthy";
         /**
@@ -3349,6 +3567,1395 @@ export interface operations {
             };
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
+            500: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
+            503: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_events: {
+        parameters: {
+            query?: {
+                /** @description Page size (1–100). */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `nextLink`. */
+                cursor?: string;
+                /** @description Only events of this type. */
+                type?: components["schemas"]["EventType"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events, newest first. */
+            200: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
+            401: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The authentication scheme: `Bearer`. */
+                    "WWW-Authenticate": string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed (`FORBIDDEN`). */
+            403: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
+            406: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
+            500: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
+            503: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_event: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The event's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event. */
+            200: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Event"];
+                };
+            };
+            /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
+            401: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The authentication scheme: `Bearer`. */
+                    "WWW-Authenticate": string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed (`FORBIDDEN`). */
+            403: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource. */
+            404: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
+            406: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
+            500: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
+            503: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_export: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes retries safe: 1–255 visible ASCII characters, remembered for 24 hours per user. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExportRequest"];
+            };
+        };
+        responses: {
+            /** @description The export is queued; poll `Operation-Location`. */
+            202: {
+                headers: {
+                    /** @description `true` when this is the stored response of an earlier request with the same `Idempotency-Key`. */
+                    "Idempotent-Replayed"?: string;
+                    /** @description `/v{n}/operations/{id}`: poll it. */
+                    "Operation-Location": string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before polling. */
+                    "Retry-After": number;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Operation"];
+                };
+            };
+            /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
+            401: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The authentication scheme: `Bearer`. */
+                    "WWW-Authenticate": string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
+            406: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
+            408: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state. */
+            409: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
+            411: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
+            413: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
+            415: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used with a different body (`IDEMPOTENCY_KEY_REUSED`). */
+            422: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
+            500: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
+            503: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_export_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The export operation's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file: one post a line, in the representation of the version that started the export. */
+            200: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
+            401: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The authentication scheme: `Bearer`. */
+                    "WWW-Authenticate": string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource. */
+            404: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
+            406: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state. */
+            409: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
+            500: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
+            503: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_operation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The operation's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The operation. */
+            200: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before polling again; absent once the operation is finished. */
+                    "Retry-After"?: number;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Operation"];
+                };
+            };
+            /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
+            401: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The authentication scheme: `Bearer`. */
+                    "WWW-Authenticate": string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource. */
+            404: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
+            406: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
+            500: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
+            503: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancel_operation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The operation's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Canceled (or already finished: it is returned as it is). */
+            200: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Operation"];
+                };
+            };
+            /** @description No such operation. */
+            204: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
+            401: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The authentication scheme: `Bearer`. */
+                    "WWW-Authenticate": string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
+            406: {
                 headers: {
                     /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
                     RateLimit?: string;
