@@ -14,7 +14,7 @@ use metrics::{counter, gauge, histogram};
 use tokio::sync::{Notify, Semaphore};
 
 use super::{Job, JobKind, Outcome, repo};
-use crate::{error::AppError, state::AppState};
+use crate::{error::AppError, state::AppState, telemetry::WarnThrottle};
 
 /// Wakes this instance's runner after a commit that queued work (saves a poll interval).
 #[derive(Debug, Default, Clone)]
@@ -56,6 +56,8 @@ pub async fn run(state: AppState, settings: RunnerSettings, stop: impl Future<Ou
     let worker: Arc<str> = worker_name().into();
     let slots = Arc::new(Semaphore::new(settings.concurrency));
     let mut sample = tokio::time::interval(Duration::from_secs(10));
+    // While the database is away every poll fails: one warning a minute, not one a poll.
+    let warnings = WarnThrottle::new(Duration::from_secs(60));
     tokio::pin!(stop);
     loop {
         let free = slots.available_permits();
@@ -65,7 +67,9 @@ pub async fn run(state: AppState, settings: RunnerSettings, stop: impl Future<Ou
             match claim(&state, &worker, settings.lease, free).await {
                 Ok(jobs) => jobs,
                 Err(err) => {
-                    tracing::warn!(error = %err.chain(), "jobs: claiming failed; retrying after the poll interval");
+                    if warnings.allow() {
+                        tracing::warn!(error = %err.chain(), "jobs: claiming failed; retrying every poll interval");
+                    }
                     Vec::new()
                 }
             }

@@ -390,3 +390,32 @@ async fn an_export_whose_worker_died_is_taken_over_by_another_instance() {
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].n, 2, "taken over: a second claim");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_share_twenty_exports_and_run_each_once() {
+    let first = TestApp::with(Options::default().env("RATE_LIMIT_WRITES", "1000/1m")).await;
+    let second = first.sibling(false).await;
+    let owner = first.user(Role::User).await;
+    first
+        .create_post(&owner, "Exported twenty times", true)
+        .await;
+    let starts = (0..20).map(|i| {
+        let app = if i % 2 == 0 { &first } else { &second };
+        let owner = &owner;
+        async move { start(app, owner, "v1").await.1 }
+    });
+    let locations = futures::future::join_all(starts).await;
+    for location in &locations {
+        let operation = finished(&first, &owner, location).await;
+        assert_eq!(operation["status"], "succeeded", "{operation}");
+        assert_eq!(operation["result"]["count"], 1);
+    }
+    let mut conn = first.state.db.conn().await.unwrap();
+    let runs: Vec<Count> = sql_query(
+        "SELECT count(*) AS n FROM jobs WHERE kind = 'export' AND state = 'succeeded' AND attempts = 1",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(runs[0].n, 20, "every export ran once");
+}

@@ -177,3 +177,83 @@ async fn a_post_written_through_one_version_reads_and_updates_through_the_other(
         .into_inner();
     assert!(!archived.published, "archived reads as unpublished in v1");
 }
+
+#[tokio::test]
+#[ignore = "needs a live Herald: scripts/contract runs it"]
+async fn an_export_is_polled_to_completion_and_its_file_streamed() {
+    let (client, _) = clients().await;
+    let post = client
+        .create_post()
+        .body_map(|b| {
+            b.title("Exported through v2")
+                .content("This post goes into the export.")
+                .tags(Some(vec![tag("export")]))
+        })
+        .send()
+        .await
+        .expect("create")
+        .into_inner();
+    let started = client
+        .create_export()
+        .body_map(|b| b.format(v2::types::ExportFormat::Ndjson))
+        .send()
+        .await
+        .expect("start the export");
+    assert_eq!(started.status().as_u16(), 202);
+    let location = started.headers()["operation-location"]
+        .to_str()
+        .expect("ASCII")
+        .to_string();
+    let id = started.into_inner().id;
+    assert_eq!(location, format!("/v2/operations/{id}"));
+
+    // Poll as the server says (`Retry-After`), within a bound.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let done = loop {
+        let response = client.get_operation().id(id).send().await.expect("poll");
+        let wait = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let operation = response.into_inner();
+        match wait {
+            None => break operation,
+            Some(seconds) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "still {:?}",
+                    operation.status
+                );
+                tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+            }
+        }
+    };
+    assert_eq!(done.status, v2::types::OperationStatus::Succeeded);
+    let result = done.result.expect("a result once succeeded");
+    assert!(result.count >= 1);
+
+    let mut file = client
+        .get_export_file()
+        .id(id)
+        .send()
+        .await
+        .expect("download")
+        .into_inner()
+        .into_inner();
+    let mut text = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut file).await {
+        text.extend_from_slice(&chunk.expect("a chunk"));
+    }
+    let lines: Vec<serde_json::Value> = String::from_utf8(text)
+        .expect("UTF-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON post a line"))
+        .collect();
+    assert_eq!(lines.len() as i64, result.count);
+    let exported = lines
+        .iter()
+        .find(|p| p["id"] == post.id.to_string())
+        .expect("the new post is in the file");
+    assert_eq!(exported["tags"], serde_json::json!(["export"]));
+}

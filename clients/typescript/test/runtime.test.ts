@@ -14,6 +14,7 @@ import {
   SDK_VERSION,
   Session,
   telemetryHeader,
+  waitForOperation,
 } from "../src/runtime/index.js";
 
 describe("backoff", () => {
@@ -154,5 +155,31 @@ describe("telemetry", () => {
   it("reports the version package.json publishes", () => {
     const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
     assert.equal(SDK_VERSION, pkg.version);
+  });
+});
+
+describe("waitForOperation", () => {
+  const answer = (status: string, retryAfter?: string) => ({
+    data: { status },
+    response: new Response(null, { status: 200, headers: retryAfter ? { "retry-after": retryAfter } : {} }),
+  });
+
+  it("polls until the operation is finished, as often as Retry-After says", async () => {
+    const seen = ["notStarted", "running", "succeeded"];
+    let polls = 0;
+    const started = Date.now();
+    const done = await waitForOperation(async () => answer(seen[polls++] ?? "succeeded", "0"));
+    assert.equal(done.status, "succeeded");
+    assert.equal(polls, 3);
+    assert.ok(Date.now() - started < 1_000, "Retry-After: 0 means no wait");
+  });
+
+  it("gives up at the timeout and surfaces an error response", async () => {
+    await assert.rejects(waitForOperation(async () => answer("running", "5"), { timeoutMs: 100 }), /still running/);
+    const problem = { code: "OPERATION_NOT_FOUND" };
+    await assert.rejects(
+      waitForOperation(async () => ({ error: problem, response: new Response(null, { status: 404 }) })),
+      (e) => e === problem,
+    );
   });
 });

@@ -106,4 +106,32 @@ describe("Herald TypeScript SDK v2 (live)", () => {
     const archivedInV1 = await v1.unwrap(writer1.GET("/v1/posts/{id}", { params: { path: { id: viaV1.id } } }));
     assert.equal(archivedInV1.published, false);
   });
+
+  it("exports the caller's posts and polls the operation to completion", async () => {
+    const mine = await v2.unwrap(
+      writer2.POST("/v2/posts", { body: { title: `exported ${run}`, content: "Goes into the export.", tags: ["export"] } }),
+    );
+    const started = await writer2.POST("/v2/exports", { body: { format: "ndjson" } });
+    assert.equal(started.response.status, 202);
+    const location = started.response.headers.get("operation-location");
+    assert.ok(started.data, "the operation");
+    assert.equal(location, `/v2/operations/${started.data.id}`);
+    const id = started.data.id;
+
+    const done = await v2.waitForOperation(
+      () => writer2.GET("/v2/operations/{id}", { params: { path: { id } } }),
+      { timeoutMs: 60_000 },
+    );
+    assert.equal(done.status, "succeeded");
+    assert.equal(done.percentComplete, 100);
+    assert.ok(done.result && done.result.count >= 1);
+
+    const file = await writer2.GET("/v2/exports/{id}/file", { params: { path: { id } }, parseAs: "text" });
+    assert.equal(file.response.headers.get("content-type"), "application/x-ndjson");
+    const lines = (file.data as unknown as string).trim().split("\n").map((line) => JSON.parse(line) as v2.Post);
+    assert.equal(lines.length, done.result.count);
+    const exported = lines.find((post) => post.id === mine.id);
+    assert.ok(exported, "the new post is in the file");
+    assert.deepEqual(exported.tags, ["export"]);
+  });
 });

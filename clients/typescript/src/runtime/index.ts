@@ -1,6 +1,7 @@
 /** The version-independent runtime: transport, session, retries, pagination, results. */
 export { Session, type AuthOptions, type TokenResponse, type Tokens } from "./auth.js";
 export { createHeraldClient, type ClientOptions, type HeraldClient } from "./client.js";
+export { FINISHED_STATUSES, waitForOperation, type OperationLike, type Poll, type WaitOptions } from "./operations.js";
 export { items, pages, type Page, type PageFetcher } from "./paginate.js";
 export {
   etagOf,
