@@ -7,9 +7,8 @@
 //!
 //! Adopting it is one line on an operation: `#[oai(..., transform = "idempotent")]`.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use chrono::Utc;
 use poem::{
     Body, Endpoint, IntoResponse, Request, Response,
     http::{HeaderName, HeaderValue, StatusCode},
@@ -22,13 +21,13 @@ use super::{
     problem::{FieldError, Problem},
     types::{DomainString, openapi_string},
 };
-use crate::{error::AppError, idempotency::repo, state::AppState};
+use crate::{
+    error::AppError,
+    idempotency::service::{self, Begin, StoredResponse},
+    state::AppState,
+};
 
 pub const HEADER: &str = "idempotency-key";
-/// How long a stored response is replayed.
-const RETENTION: Duration = Duration::from_secs(24 * 3600);
-/// How long an owner may take before its key counts as abandoned (a crash mid-request).
-const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Response headers stored and replayed with the body.
 const REPLAYED_HEADERS: &[&str] = &["content-type", "location", "etag"];
 
@@ -96,25 +95,12 @@ impl<E: Endpoint> Endpoint for Idempotent<E> {
         let fingerprint = fingerprint(&req, &bytes);
         req.set_body(bytes);
 
-        let now = Utc::now();
-        let to_chrono =
-            |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
-        let claimed = {
-            let mut conn = state.db.conn().await.map_err(Problem::from)?;
-            repo::claim(
-                &mut conn,
-                user_id,
-                key.as_str(),
-                &fingerprint,
-                now,
-                now + to_chrono(LOCK_TIMEOUT),
-                now + to_chrono(RETENTION),
-            )
+        match service::begin(&state, user_id, key.as_str(), &fingerprint)
             .await
             .map_err(Problem::from)?
-        };
-        if !claimed {
-            return replay_or_refuse(&state, user_id, &key, &fingerprint).await;
+        {
+            Begin::Owner => {}
+            Begin::Replay(stored) => return Ok(replay(stored)),
         }
 
         match self.inner.call(req).await.map(IntoResponse::into_response) {
@@ -123,10 +109,8 @@ impl<E: Endpoint> Endpoint for Idempotent<E> {
             }
             outcome => {
                 // Not stored: release the key so a corrected retry can use it.
-                if let Ok(mut conn) = state.db.conn().await
-                    && let Err(err) = repo::release(&mut conn, user_id, key.as_str()).await
-                {
-                    tracing::warn!(error = %err, "could not release an idempotency key");
+                if let Err(err) = service::release(&state, user_id, key.as_str()).await {
+                    tracing::warn!(error = %err.chain(), "could not release an idempotency key");
                 }
                 outcome
             }
@@ -145,43 +129,18 @@ fn fingerprint(req: &Request, body: &[u8]) -> Vec<u8> {
     hash.finalize().to_vec()
 }
 
-async fn replay_or_refuse(
-    state: &AppState,
-    user_id: uuid::Uuid,
-    key: &IdempotencyKey,
-    fingerprint: &[u8],
-) -> poem::Result<Response> {
-    let record = {
-        let mut conn = state.db.conn().await.map_err(Problem::from)?;
-        repo::find(&mut conn, user_id, key.as_str())
-            .await
-            .map_err(Problem::from)?
-    };
-    // Gone between our claim and this read: it expired or its owner released it just now.
-    let Some(record) = record else {
-        return Err(Problem::from(AppError::IdempotencyKeyInProgress).into());
-    };
-    if record.request_hash != fingerprint {
-        return Err(Problem::from(AppError::IdempotencyKeyReused).into());
-    }
-    let (Some(status), Some(body)) = (record.response_status, record.response_body) else {
-        return Err(Problem::from(AppError::IdempotencyKeyInProgress).into());
-    };
+/// A stored response, answered again.
+fn replay(stored: StoredResponse) -> Response {
     let mut response = Response::builder()
-        .status(StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK))
+        .status(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK))
         .header("idempotent-replayed", "true")
-        .body(Body::from(body));
-    let headers: Vec<(String, String)> = record
-        .response_headers
-        .as_deref()
-        .and_then(|h| serde_json::from_str(h).ok())
-        .unwrap_or_default();
-    for (name, value) in headers {
+        .body(Body::from(stored.body));
+    for (name, value) in stored.headers {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::from_str(&value)) {
             response.headers_mut().insert(name, value);
         }
     }
-    Ok(response)
+    response
 }
 
 /// Stores the owner's response and returns it unchanged.
@@ -196,34 +155,25 @@ async fn store(
         .into_bytes()
         .await
         .map_err(|e| Problem::from(AppError::internal(format!("reading a response: {e}"))))?;
-    let headers: Vec<(&str, &str)> = REPLAYED_HEADERS
+    let headers = REPLAYED_HEADERS
         .iter()
         .filter_map(|name| {
             parts
                 .headers
                 .get(*name)
                 .and_then(|v| v.to_str().ok())
-                .map(|v| (*name, v))
+                .map(|v| (name.to_string(), v.to_string()))
         })
         .collect();
-    let headers_json = serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into());
-    let stored = async {
-        let mut conn = state.db.conn().await?;
-        repo::complete(
-            &mut conn,
-            user_id,
-            key.as_str(),
-            parts.status.as_u16() as i16,
-            &headers_json,
-            &bytes,
-        )
-        .await
-    }
-    .await;
-    if let Err(err) = stored {
+    let stored = StoredResponse {
+        status: parts.status.as_u16(),
+        headers,
+        body: bytes.to_vec(),
+    };
+    if let Err(err) = service::complete(state, user_id, key.as_str(), &stored).await {
         // The work is done; the client gets its answer. A retry would find the key abandoned
         // after the lock timeout and run again, so say so loudly.
-        tracing::error!(error = %err, "could not store an idempotent response");
+        tracing::error!(error = %err.chain(), "could not store an idempotent response");
     }
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }

@@ -1,5 +1,6 @@
-//! Stored `Idempotency-Key` records (PostgreSQL, per user, 24 hours). The HTTP side — reading
-//! the key, fingerprinting the request, replaying the stored response — is
-//! `http::idempotency`.
+//! `Idempotency-Key`: the rules (`service`: ownership, replay, retention) and the stored records
+//! (`repo`, PostgreSQL, per user). The HTTP side — reading the key, fingerprinting the request,
+//! turning a stored response into a response — is `http::idempotency`.
 
 pub mod repo;
+pub mod service;
