@@ -6,6 +6,29 @@
 /// spec so clients know, enforced by `http::body`.
 pub const NO_NUL_PATTERN: &str = r"^[^\x00]*$";
 
+/// The longest email address (RFC 5321's path limit less the brackets).
+pub const EMAIL_MAX_LEN: usize = 254;
+
+/// What the kit accepts as `format: email` (the body checker and `users::model::Email` share
+/// this one definition): one `@`, a non-empty local part of at most 64 characters, a dotted
+/// domain without empty labels at its ends, no spaces or control characters.
+pub fn is_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    text.len() <= EMAIL_MAX_LEN
+        && !local.is_empty()
+        && local.len() <= 64
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && text
+            .chars()
+            .all(|c| c.is_ascii_graphic() || (!c.is_ascii() && !c.is_whitespace()))
+}
+
 /// A string newtype with a `parse` that is the one definition of what a valid value is.
 pub trait DomainString: Sized {
     fn parse(text: &str) -> Result<Self, String>;

@@ -23,23 +23,10 @@ use crate::{
 pub struct Email(String);
 
 impl Email {
-    pub const MAX_LEN: usize = 254;
+    pub const MAX_LEN: usize = crate::http::types::EMAIL_MAX_LEN;
 
     pub fn is_valid(text: &str) -> bool {
-        let Some((local, domain)) = text.split_once('@') else {
-            return false;
-        };
-        text.len() <= Self::MAX_LEN
-            && !local.is_empty()
-            && local.len() <= 64
-            && !domain.contains('@')
-            && domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && !domain.contains("..")
-            && text
-                .chars()
-                .all(|c| c.is_ascii_graphic() || (!c.is_ascii() && !c.is_whitespace()))
+        crate::http::types::is_email(text)
     }
 }
 
