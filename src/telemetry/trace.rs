@@ -115,8 +115,7 @@ pub fn parse_traceparent(value: &str) -> Option<Parent> {
         return None;
     }
     let (trace, span, flags) = (&value[3..35], &value[36..52], &value[53..55]);
-    if !lower_hex(trace.as_bytes()) || !lower_hex(span.as_bytes()) || !lower_hex(flags.as_bytes())
-    {
+    if !lower_hex(trace.as_bytes()) || !lower_hex(span.as_bytes()) || !lower_hex(flags.as_bytes()) {
         return None;
     }
     let parent = Parent {
@@ -413,7 +412,10 @@ mod tests {
         let header = ids.traceparent();
         assert_eq!(header.len(), 55);
         let back = parse_traceparent(&header).unwrap();
-        assert_eq!((back.trace_id, back.span_id, back.flags), (ids.trace_id, ids.span_id, 1));
+        assert_eq!(
+            (back.trace_id, back.span_id, back.flags),
+            (ids.trace_id, ids.span_id, 1)
+        );
         let fresh = local_ids(None);
         assert_ne!(fresh.trace_id, ids.trace_id);
         assert_eq!(fresh.flags, 0);
