@@ -241,10 +241,15 @@ impl ServerSpan {
         }
         if let Some(route) = route {
             self.span.record("http.route", route);
+            // The span was started (its ids fixed) before the route was known, and
+            // `tracing-opentelemetry` renames only spans not yet started: rename it directly.
             self.span
-                .record("otel.name", format!("{method} {route}").as_str());
+                .context()
+                .span()
+                .update_name(format!("{method} {route}"));
         }
-        self.span.record("http.response.status_code", status);
+        self.span
+            .record("http.response.status_code", i64::from(status));
         if status >= 500 {
             self.span.record("otel.status_code", "error");
         }

@@ -472,8 +472,16 @@ async fn logs_never_contain_passwords_or_tokens_but_record_requests_and_auth_eve
         inside["request_id"].is_string(),
         "events inside a request carry its id"
     );
-    assert_eq!(inside["trace_id"].as_str().map(str::len), Some(32), "{inside}");
-    assert_eq!(inside["span_id"].as_str().map(str::len), Some(16), "{inside}");
+    assert_eq!(
+        inside["trace_id"].as_str().map(str::len),
+        Some(32),
+        "{inside}"
+    );
+    assert_eq!(
+        inside["span_id"].as_str().map(str::len),
+        Some(16),
+        "{inside}"
+    );
     let patch = access_log
         .iter()
         .find(|e| e["http.request.method"] == "PATCH")
