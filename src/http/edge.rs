@@ -253,7 +253,7 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         };
         self.decorate(&mut response, &ctx, &path);
         let mut response = compress_if_large(response, accept_encoding.as_deref()).await;
-        if let Ok(value) = HeaderValue::from_str(&trace_ids.traceparent()) {
+        if let Ok(value) = HeaderValue::from_bytes(&trace_ids.traceparent_bytes()) {
             response.headers_mut().insert(TRACEPARENT, value);
         }
 

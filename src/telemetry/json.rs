@@ -57,11 +57,13 @@ where
         });
         let current = ctx.lookup_current();
         if let Some(ids) = super::trace::ids_for_event(current.as_ref()) {
-            let _ = write!(
-                line,
-                ",\"trace_id\":\"{:032x}\",\"span_id\":\"{:016x}\"",
-                ids.trace_id, ids.span_id
-            );
+            // Sliced out of the header form: hex without the formatting machinery.
+            let header = ids.traceparent_bytes();
+            line.push_str(",\"trace_id\":\"");
+            line.push_str(std::str::from_utf8(&header[3..35]).unwrap_or_default());
+            line.push_str("\",\"span_id\":\"");
+            line.push_str(std::str::from_utf8(&header[36..52]).unwrap_or_default());
+            line.push('"');
         }
         // The innermost span's fields (stored as a JSON object by `JsonFields`), spliced in.
         if let Some(span) = current.filter(|span| span.metadata().target() != "herald::trace") {

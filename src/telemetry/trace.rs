@@ -15,7 +15,6 @@
 //! while a request is served carries `trace_id` and `span_id`.
 
 use std::{
-    fmt::Write as _,
     str::FromStr,
     sync::atomic::{AtomicBool, Ordering},
 };
@@ -59,12 +58,18 @@ pub struct TraceIds {
 impl TraceIds {
     /// The `traceparent` header value naming this span.
     pub fn traceparent(&self) -> String {
-        let mut out = String::with_capacity(55);
-        let _ = write!(
-            out,
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id, self.span_id, self.flags
-        );
+        String::from_utf8_lossy(&self.traceparent_bytes()).into_owned()
+    }
+
+    /// The same, as ASCII bytes on the stack (the edge writes it into every response: no
+    /// formatting machinery, no intermediate string).
+    pub fn traceparent_bytes(&self) -> [u8; 55] {
+        let mut out = [b'-'; 55];
+        out[0] = b'0';
+        out[1] = b'0';
+        hex_into(&mut out[3..35], &self.trace_id.to_be_bytes());
+        hex_into(&mut out[36..52], &self.span_id.to_be_bytes());
+        hex_into(&mut out[53..55], &[self.flags]);
         out
     }
 
@@ -82,6 +87,15 @@ impl TraceIds {
             span_id: u64::from_be_bytes(context.span_id().to_bytes()),
             flags: context.trace_flags().to_u8(),
         })
+    }
+}
+
+/// Lowercase hex of `bytes` into `out` (twice as long).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
 }
 

@@ -375,6 +375,46 @@ async fn a_traced_request_is_exported_as_a_server_span_with_child_spans_and_logg
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn spans_still_batched_are_flushed_at_graceful_shutdown() {
+    let receiver = OtlpReceiver::start().await;
+    let db = TestDatabase::create().await;
+    let endpoint = receiver.endpoint();
+    let mut herald = HeraldProcess::serve(&[
+        ("DATABASE_URL", &db.url),
+        ("AUTO_MIGRATE", "false"),
+        ("SHUTDOWN_DRAIN_DELAY", "0s"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        // The batch would wait a minute: only the shutdown flush can deliver it in time.
+        ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+    ]);
+    let response = crate::support::http_client()
+        .build()
+        .unwrap()
+        .get(herald.url("/health/live"))
+        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+        .send()
+        .await
+        .unwrap();
+    let (_, span_id, _) = parts(&traceparent_of(&response));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        receiver.spans.lock().unwrap().is_empty(),
+        "nothing exported before the batch is due"
+    );
+    herald.signal("TERM");
+    assert_eq!(herald.wait_for_exit(Duration::from_secs(15)), Some(0));
+    let spans = receiver
+        .wait_for("after shutdown", |s| hex(&s.span_id) == span_id)
+        .await;
+    let (service, span) = spans
+        .iter()
+        .find(|(_, s)| hex(&s.span_id) == span_id)
+        .unwrap();
+    assert_eq!(service, "herald", "the default service name");
+    assert_eq!(span.name, "GET /health/live");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn without_an_exporter_every_response_still_carries_a_traceparent() {
     let app = TestApp::spawn().await;
     // Continues a valid parent: same trace, a span of its own, the caller's sampled flag.
