@@ -145,7 +145,7 @@ async fn run(command: Command, settings: Settings) -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
-    let _telemetry = telemetry::init(&settings).map_err(|e| format!("LOG_DIR: {e}"))?;
+    let _telemetry = telemetry::init(&settings)?;
     let server = app::start(settings, app::shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;

@@ -194,9 +194,9 @@ def main():
             else:
                 continue
             message = entry.get("fields", {}).get("message") or entry.get("message") or line
-            status = entry.get("http.status")
+            status = entry.get("http.response.status_code")
             if status is not None:
-                message = f"{message} {entry.get('http.method')} {entry.get('http.path')} → {status}"
+                message = f"{message} {entry.get('http.request.method')} {entry.get('url.path')} → {status}"
             sample = f"{level} during {scenario_at(log.stem, entry.get('timestamp'))}: {str(message)[:160]}"
             if len(samples) < 3 and sample not in samples:
                 samples.append(sample)

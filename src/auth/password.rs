@@ -57,7 +57,8 @@ impl PasswordHasher {
 
     pub async fn hash(&self, password: &str) -> Result<String, AppError> {
         let password = password.to_owned();
-        self.blocking(move |_| hash_now(&password)).await?
+        let span = crate::child_span!("argon2.hash");
+        tracing::Instrument::instrument(self.blocking(move |_| hash_now(&password)), span).await?
     }
 
     /// Checks `password` against `hash`, or against the dummy hash when there is no account
@@ -68,9 +69,12 @@ impl PasswordHasher {
             None => (self.dummy_hash().await?, false),
         };
         let password = password.to_owned();
-        let matches = self
-            .blocking(move |memory| verify_now(&password, &hash, memory))
-            .await?;
+        let span = crate::child_span!("argon2.verify");
+        let matches = tracing::Instrument::instrument(
+            self.blocking(move |memory| verify_now(&password, &hash, memory)),
+            span,
+        )
+        .await?;
         self.verifications.fetch_add(1, Ordering::Relaxed);
         Ok(real && matches)
     }

@@ -88,7 +88,7 @@ pub async fn login(
             .hit(Bucket::Login, &limit_key, settings.rate_limit_login, 1)
             .await;
         if !decision.allowed {
-            tracing::warn!(event = "auth.login_throttled", client.ip = %ip, "too many failed logins");
+            tracing::warn!(event = "auth.login_throttled", client.address = %ip, "too many failed logins");
             crate::metrics::record_rate_limited(Bucket::Login.name());
             return Err(AppError::RateLimited(decision));
         }
@@ -103,7 +103,7 @@ pub async fn login(
         .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
         .await?;
     let Some(user) = user.filter(|_| verified) else {
-        tracing::warn!(event = "auth.login_failed", client.ip = %ip, "login failed");
+        tracing::warn!(event = "auth.login_failed", client.address = %ip, "login failed");
         return Err(AppError::InvalidCredentials);
     };
     if limited {
@@ -113,7 +113,7 @@ pub async fn login(
             .await;
     }
     if !user.is_active {
-        tracing::warn!(event = "auth.login_disabled", user.id = %user.id, client.ip = %ip, "login to a disabled account");
+        tracing::warn!(event = "auth.login_disabled", user.id = %user.id, client.address = %ip, "login to a disabled account");
         return Err(AppError::AccountDisabled);
     }
     if password::needs_rehash(&user.password_hash) {
@@ -122,7 +122,7 @@ pub async fn login(
     let mut conn = state.db.conn().await?;
     let (refresh_token, _) = start_family(state, &mut conn, user.id).await?;
     drop(conn);
-    tracing::info!(event = "auth.login", user.id = %user.id, client.ip = %ip, "logged in");
+    tracing::info!(event = "auth.login", user.id = %user.id, client.address = %ip, "logged in");
     session(state, user, refresh_token)
 }
 
@@ -194,11 +194,11 @@ pub async fn refresh(state: &AppState, presented: &str, ip: IpAddr) -> AppResult
     drop(conn);
     match rotation {
         Rotation::Rotated { user, token } => {
-            tracing::info!(event = "auth.refresh", user.id = %user.id, client.ip = %ip, "refresh token rotated");
+            tracing::info!(event = "auth.refresh", user.id = %user.id, client.address = %ip, "refresh token rotated");
             session(state, *user, token)
         }
         Rotation::Reused { user_id } => {
-            tracing::warn!(event = "auth.refresh_reuse", user.id = %user_id, client.ip = %ip, "refresh token reused: all sessions of the user revoked");
+            tracing::warn!(event = "auth.refresh_reuse", user.id = %user_id, client.address = %ip, "refresh token reused: all sessions of the user revoked");
             Err(AppError::RefreshTokenReused)
         }
     }
@@ -225,7 +225,7 @@ pub async fn logout(
         Some(family) => repo::revoke_family(&mut conn, family, now).await?,
         None => repo::revoke_all_of_user(&mut conn, actor.id, now).await?,
     };
-    tracing::info!(event = "auth.logout", user.id = %actor.id, client.ip = %ip, revoked, "logged out");
+    tracing::info!(event = "auth.logout", user.id = %actor.id, client.address = %ip, revoked, "logged out");
     Ok(())
 }
 

@@ -134,6 +134,22 @@ impl Redis {
         if !self.is_up() {
             return None;
         }
+        // One client span per operation (named by `what`, e.g. `cache.get_post`) when exporting.
+        let span = crate::child_span!(
+            "redis",
+            otel.name = what,
+            otel.kind = "client",
+            db.system.name = "redis",
+            db.operation.name = what,
+        );
+        tracing::Instrument::instrument(self.run_attempts(what, op), span).await
+    }
+
+    async fn run_attempts<T, F, Fut>(&self, what: &'static str, op: F) -> Option<T>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
         // A connection that died with a Redis restart fails at once; the pool may hold a few,
         // so try again on another before calling Redis down.
         let mut last_error = String::new();

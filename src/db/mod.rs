@@ -106,6 +106,16 @@ impl Db {
     /// A pooled connection, or `Unavailable`: at once while the database is known to be
     /// unreachable, else once the acquire timeout passes.
     pub async fn conn(&self) -> Result<Conn<'_>, AppError> {
+        // The pool checkout as a span of its own when exporting: where a request waited.
+        let span = crate::child_span!(
+            "db.pool.acquire",
+            otel.kind = "client",
+            db.system.name = "postgresql",
+        );
+        tracing::Instrument::instrument(self.checkout(), span).await
+    }
+
+    async fn checkout(&self) -> Result<Conn<'_>, AppError> {
         let mut down = self.reachable.down.subscribe();
         if *down.borrow_and_update() {
             return Err(AppError::Unavailable("database unreachable".into()));

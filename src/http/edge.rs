@@ -6,6 +6,8 @@
 //! `Accept` without JSON → 406). Out: every error — from a handler or from poem itself (unknown
 //! route, 405, bad parameter, ...) — rendered as problem+json; `X-Request-Id`, `RateLimit-*` and
 //! security headers; gzip for large bodies; one access-log event and the request metrics.
+//! Tracing: the server span (W3C `traceparent`/`tracestate` in, `traceparent` of the server span
+//! out on every response, errors included; see `telemetry::trace`).
 
 use std::{
     borrow::Cow,
@@ -32,8 +34,16 @@ use super::{
     version::{is_auth_path, version_of},
 };
 use crate::{
-    auth::jwt::Claims, cache::ratelimit::Decision, metrics, state::AppState, telemetry::REQUEST_ID,
+    auth::jwt::Claims,
+    cache::ratelimit::Decision,
+    metrics,
+    state::AppState,
+    telemetry::{
+        REQUEST_ID,
+        trace::{RequestFacts, ServerSpan, TRACE},
+    },
 };
+use tracing::Instrument;
 
 // Header names parsed once, at compile time, not on every response.
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -41,6 +51,7 @@ const X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-ty
 const REFERRER_POLICY: HeaderName = HeaderName::from_static("referrer-policy");
 const X_FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
 const STRICT_TRANSPORT_SECURITY: HeaderName = HeaderName::from_static("strict-transport-security");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Registered methods a path may lack (RFC 9110's but CONNECT, PATCH, and the QUERY draft): a
 /// path without one answers 405 with `Allow`. Any other method (`FOO`, `CONNECT`) is
@@ -165,17 +176,32 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         let telemetry = header_text(req.headers(), "x-telemetry");
         let accept_encoding = header_text(req.headers(), "accept-encoding");
         let request_id = ctx.request_id.clone();
+        let server_span = ServerSpan::start(RequestFacts {
+            traceparent: header_str(req.headers(), "traceparent"),
+            tracestate: header_str(req.headers(), "tracestate"),
+            method: method.as_str(),
+            path: &path,
+            client_address: ctx.client_ip,
+            user_agent: user_agent.as_deref(),
+            request_id: &request_id,
+        });
+        let trace_ids = server_span.ids;
 
-        // Every event logged while the request is served carries its id (a task-local: cheaper
-        // than entering a tracing span at each of the request future's polls).
+        // Every event logged while the request is served carries its id and trace ids
+        // (task-locals: cheaper than entering a tracing span at each of the request future's
+        // polls). The server span itself is entered only when spans are exported (else it is
+        // `Span::none()`, and instrumenting with it costs nothing).
         let serve = async {
             let _permit = match self.admit(&req) {
                 Ok(permit) => permit,
                 Err(problem) => return Err(problem.into()),
             };
             self.inner.call(req).await.map(IntoResponse::into_response)
-        };
-        let result = REQUEST_ID.scope(request_id.clone(), serve).await;
+        }
+        .instrument(server_span.span.clone());
+        let result = REQUEST_ID
+            .scope(request_id.clone(), TRACE.scope(trace_ids, serve))
+            .await;
 
         let mut response = match result {
             Ok(response) => response,
@@ -185,11 +211,13 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
                     // Logged once, here, with its cause; the client sees only the code.
                     let cause = problem.cause.as_deref().unwrap_or(&problem.detail);
                     REQUEST_ID.sync_scope(request_id.clone(), || {
-                        tracing::error!(
-                            error.code = problem.code,
-                            error.cause = cause,
-                            "request failed"
-                        )
+                        TRACE.sync_scope(trace_ids, || {
+                            tracing::error!(
+                                error.code = problem.code,
+                                error.cause = cause,
+                                "request failed"
+                            )
+                        })
                     });
                 }
                 if let Some(decision) = problem.rate_limit {
@@ -224,22 +252,32 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
             (None, _) => Cow::Borrowed("unmatched"),
         };
         self.decorate(&mut response, &ctx, &path);
-        let response = compress_if_large(response, accept_encoding.as_deref()).await;
+        let mut response = compress_if_large(response, accept_encoding.as_deref()).await;
+        if let Ok(value) = HeaderValue::from_bytes(&trace_ids.traceparent_bytes()) {
+            response.headers_mut().insert(TRACEPARENT, value);
+        }
 
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
+        server_span.finish(
+            method.as_str(),
+            (route != "unmatched").then_some(&*route),
+            status,
+        );
         metrics::record_request(&method, route.clone(), status, elapsed);
         REQUEST_ID.sync_scope(request_id, || {
-            access_log(AccessLog {
-                method: method.as_str(),
-                route: &route,
-                path: &path,
-                status,
-                duration: elapsed,
-                client_ip: ctx.client_ip,
-                user_agent: user_agent.as_deref(),
-                telemetry: telemetry.as_deref().or(user_agent.as_deref()),
-                user_id: ctx.user_id(),
+            TRACE.sync_scope(trace_ids, || {
+                access_log(AccessLog {
+                    method: method.as_str(),
+                    route: &route,
+                    path: &path,
+                    status,
+                    duration: elapsed,
+                    client_ip: ctx.client_ip,
+                    user_agent: user_agent.as_deref(),
+                    telemetry: telemetry.as_deref().or(user_agent.as_deref()),
+                    user_id: ctx.user_id(),
+                })
             })
         });
         Ok(response)
@@ -447,6 +485,10 @@ pub fn is_exempt(path: &str) -> bool {
         || path.starts_with("/openapi.")
 }
 
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
@@ -604,15 +646,16 @@ fn access_log(entry: AccessLog<'_>) {
             tracing::event!(
                 target: "herald::access",
                 $level,
-                http.method = entry.method,
+                // OpenTelemetry semantic-convention names (the README's log schema).
+                http.request.method = entry.method,
                 http.route = entry.route,
-                http.path = entry.path,
-                http.status = entry.status,
-                http.duration_ms = duration_ms,
-                client.ip = %entry.client_ip,
-                user_agent = entry.user_agent,
+                url.path = entry.path,
+                http.response.status_code = entry.status,
+                duration_ms = duration_ms,
+                client.address = %entry.client_ip,
+                user_agent.original = entry.user_agent,
                 telemetry = entry.telemetry,
-                user.id = user_id.as_deref(),
+                user_id = user_id.as_deref(),
                 "request completed"
             )
         };

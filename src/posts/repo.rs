@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::model::{NewPostRow, Post, PostStatus};
@@ -47,6 +48,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: NewPostRow<'_>) -> AppRes
         .values(&new)
         .returning(Post::as_returning())
         .get_result(conn)
+        .instrument(crate::db_span!("INSERT", "posts"))
         .await?;
     insert_tags(conn, post.id, &tags).await?;
     Ok(post)
@@ -72,6 +74,7 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<Po
         .find(id)
         .select(Post::as_select())
         .first(conn)
+        .instrument(crate::db_span!("SELECT", "posts"))
         .await
         .optional()?)
 }
@@ -83,6 +86,7 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<Po
         .select(Post::as_select())
         .for_no_key_update()
         .first(conn)
+        .instrument(crate::db_span!("SELECT", "posts"))
         .await
         .optional()?)
 }
@@ -127,7 +131,10 @@ pub async fn list(conn: &mut AsyncPgConnection, q: &ListQuery<'_>) -> AppResult<
         if let Some(before) = q.before {
             query = query.filter(post_tags::post_id.lt(before));
         }
-        return Ok(query.load(conn).await?);
+        return Ok(query
+            .load(conn)
+            .instrument(crate::db_span!("SELECT", "posts"))
+            .await?);
     }
     let mut query = posts::table
         .select(Post::as_select())
@@ -141,7 +148,10 @@ pub async fn list(conn: &mut AsyncPgConnection, q: &ListQuery<'_>) -> AppResult<
     if let Some(before) = q.before {
         query = query.filter(posts::id.lt(before));
     }
-    Ok(query.load(conn).await?)
+    Ok(query
+        .load(conn)
+        .instrument(crate::db_span!("SELECT", "posts"))
+        .await?)
 }
 
 /// Every post of one author, drafts included, oldest first, in keyset batches (exports).
@@ -189,10 +199,12 @@ pub async fn update(
         ))
         .returning(Post::as_returning())
         .get_result(conn)
+        .instrument(crate::db_span!("UPDATE", "posts"))
         .await?;
     if let Some(tags) = &changes.tags {
         diesel::delete(post_tags::table.filter(post_tags::post_id.eq(id)))
             .execute(conn)
+            .instrument(crate::db_span!("UPDATE", "posts"))
             .await?;
         insert_tags(conn, id, tags).await?;
     }
@@ -204,6 +216,7 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Post> {
     Ok(diesel::delete(posts::table.find(id))
         .returning(Post::as_returning())
         .get_result(conn)
+        .instrument(crate::db_span!("DELETE", "posts"))
         .await?)
 }
 

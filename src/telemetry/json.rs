@@ -1,6 +1,8 @@
 //! The JSON line format of every log event: `timestamp`, `level`, `target`, `message`, the
-//! event's fields flat beside them, `request_id` while a request is served, and `span` (the
-//! innermost span's fields) when there is one.
+//! event's fields flat beside them, `request_id` while a request is served, `trace_id` and
+//! `span_id` inside a request or a continued trace, and `span` (the innermost span's fields) when
+//! there is one — except the trace's own spans (server, database, Redis), whose attributes go to
+//! the trace, not into every log line.
 //!
 //! Why not tracing-subscriber's own JSON format: it re-parses each enclosing span's stored JSON
 //! for every event and formats through `serde_json::Value` maps, about twice the cost of writing
@@ -53,8 +55,18 @@ where
             line.push_str(",\"request_id\":");
             push_json_str(&mut line, id);
         });
+        let current = ctx.lookup_current();
+        if let Some(ids) = super::trace::ids_for_event(current.as_ref()) {
+            // Sliced out of the header form: hex without the formatting machinery.
+            let header = ids.traceparent_bytes();
+            line.push_str(",\"trace_id\":\"");
+            line.push_str(std::str::from_utf8(&header[3..35]).unwrap_or_default());
+            line.push_str("\",\"span_id\":\"");
+            line.push_str(std::str::from_utf8(&header[36..52]).unwrap_or_default());
+            line.push('"');
+        }
         // The innermost span's fields (stored as a JSON object by `JsonFields`), spliced in.
-        if let Some(span) = ctx.lookup_current() {
+        if let Some(span) = current.filter(|span| span.metadata().target() != "herald::trace") {
             line.push_str(",\"span\":{\"name\":");
             push_json_str(&mut line, span.name());
             let extensions = span.extensions();
@@ -197,13 +209,19 @@ mod tests {
                 })
             });
             tracing::warn!(count = -3i64, "outside");
+            let ids = crate::telemetry::trace::TraceIds {
+                trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736,
+                span_id: 0xf067aa0ba902b7,
+                flags: 1,
+            };
+            crate::telemetry::trace::TRACE.sync_scope(ids, || tracing::info!("traced"));
         });
         let text = capture.text();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.len(), 3);
         let first = &lines[0];
         assert_eq!(first["level"], "INFO");
         assert_eq!(first["message"], "request completed");
@@ -218,5 +236,8 @@ mod tests {
         assert_eq!(lines[1]["count"], -3);
         assert!(lines[1].get("span").is_none());
         assert!(lines[1].get("request_id").is_none());
+        assert!(lines[1].get("trace_id").is_none());
+        assert_eq!(lines[2]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(lines[2]["span_id"], "00f067aa0ba902b7");
     }
 }

@@ -3,6 +3,11 @@
 //! rotating application and error files (`log_files`). Every event logged while a request is
 //! served carries its id, from the `REQUEST_ID` task-local the edge sets. Nothing here ever sees
 //! a password, token or `Authorization`/`Cookie` value: they are never put into events.
+//!
+//! Traces (`trace`, `otel`): every event inside a request also carries `trace_id`/`span_id`;
+//! with `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are exported over OTLP (and flushed when the
+//! guard drops, at shutdown). Background work continues a request's trace through
+//! [`current_traceparent`] and [`span_continuing`].
 
 use std::{
     io::IsTerminal,
@@ -12,11 +17,18 @@ use std::{
 
 mod batched;
 mod json;
+mod otel;
 mod pretty;
+pub mod trace;
+
+pub use trace::{current_traceparent, span_continuing};
 
 use batched::{BatchedGuard, batched};
 use tracing_subscriber::{
-    EnvFilter, Layer, filter::LevelFilter, fmt::format::JsonFields, layer::SubscriberExt,
+    EnvFilter, Layer, Registry,
+    filter::{FilterExt, LevelFilter, Targets},
+    fmt::format::JsonFields,
+    layer::SubscriberExt,
     util::SubscriberInitExt,
 };
 
@@ -30,9 +42,22 @@ tokio::task_local! {
     pub static REQUEST_ID: std::sync::Arc<str>;
 }
 
-/// Keeps the background log writers flushing; drop it last.
+/// Keeps the background log writers flushing and, when exporting, the tracer provider; drop it
+/// last: it flushes the spans still batched, then the logs.
 pub struct TelemetryGuard {
+    tracer: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
     _guards: Vec<BatchedGuard>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.tracer.take() {
+            // Bounded: a receiver that is down must not hold the exit up for long.
+            if let Err(err) = provider.shutdown_with_timeout(Duration::from_secs(5)) {
+                eprintln!("trace export: spans not flushed at shutdown: {err}");
+            }
+        }
+    }
 }
 
 /// Libraries that are chatty at debug level; they stay at warn unless `RUST_LOG` says otherwise.
@@ -60,7 +85,9 @@ fn filter(settings: &Settings) -> EnvFilter {
     EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-pub fn init(settings: &Settings) -> std::io::Result<TelemetryGuard> {
+/// Installs the subscriber. Fails (with a line naming the variable) on an unusable `LOG_DIR` or
+/// OTLP configuration.
+pub fn init(settings: &Settings) -> Result<TelemetryGuard, String> {
     let mut guards = Vec::new();
     let (stdout, guard) = batched(stdout_writer());
     guards.push(guard);
@@ -73,6 +100,77 @@ pub fn init(settings: &Settings) -> std::io::Result<TelemetryGuard> {
                 && std::io::stdout().is_terminal()
         }
     };
+    let mut files = None;
+    if let Some(dir) = &settings.log_dir {
+        let open = |name, retention| {
+            log_files::DailyFile::open(dir, name, retention).map_err(|e| format!("LOG_DIR: {e}"))
+        };
+        let (all, guard) = batched(open("application", Retention::days(14))?);
+        guards.push(guard);
+        let (errors, guard) = batched(open("error", Retention::days(30))?);
+        guards.push(guard);
+        files = Some((all, errors));
+    }
+
+    let mut tracer = None;
+    let installed = if otel::wanted() {
+        let (provider, otel_layer) = otel::pipeline::<Registry>()?;
+        tracer = Some(provider);
+        // Per-layer filters: LOG_LEVEL governs the logs only; spans (and herald's events on them)
+        // are exported from info up whatever the log level.
+        let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![
+            otel_layer
+                .with_filter(Targets::new().with_target("herald", LevelFilter::INFO))
+                .boxed(),
+        ];
+        for (layer, errors_only) in log_layers(pretty, stdout, files) {
+            let logs = filter(settings);
+            layers.push(if errors_only {
+                layer.with_filter(logs.and(LevelFilter::ERROR)).boxed()
+            } else {
+                layer.with_filter(logs).boxed()
+            });
+        }
+        tracing_subscriber::registry().with(layers).try_init()
+    } else {
+        // No exporter: the subscriber as it always was (one global filter), nothing added.
+        let layers: Vec<_> = log_layers(pretty, stdout, files)
+            .into_iter()
+            .map(|(layer, errors_only)| {
+                if errors_only {
+                    layer.with_filter(LevelFilter::ERROR).boxed()
+                } else {
+                    layer
+                }
+            })
+            .collect();
+        tracing_subscriber::registry()
+            .with(filter(settings))
+            .with(layers)
+            .try_init()
+    };
+    match installed {
+        Ok(()) => trace::set_exporting(tracer.is_some()),
+        Err(err) => eprintln!("tracing subscriber not installed: {err}"),
+    }
+    Ok(TelemetryGuard {
+        tracer,
+        _guards: guards,
+    })
+}
+
+type BoxedLayer<S> = Box<dyn Layer<S> + Send + Sync>;
+
+/// The log outputs: stdout (JSON or pretty) and, with `LOG_DIR`, the application file and the
+/// error file (`true`: to be filtered to errors).
+fn log_layers<S>(
+    pretty: bool,
+    stdout: batched::BatchedWriter,
+    files: Option<(batched::BatchedWriter, batched::BatchedWriter)>,
+) -> Vec<(BoxedLayer<S>, bool)>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
     let stdout_layer = if pretty {
         tracing_subscriber::fmt::layer()
             .event_format(pretty::WithRequestId(tracing_subscriber::fmt::format()))
@@ -87,29 +185,12 @@ pub fn init(settings: &Settings) -> std::io::Result<TelemetryGuard> {
             .with_writer(stdout)
             .boxed()
     };
-
-    let mut file_layers = Vec::new();
-    if let Some(dir) = &settings.log_dir {
-        let all = log_files::DailyFile::open(dir, "application", Retention::days(14))?;
-        let (all, guard) = batched(all);
-        guards.push(guard);
-        file_layers.push(json_layer(all).boxed());
-        let errors = log_files::DailyFile::open(dir, "error", Retention::days(30))?;
-        let (errors, guard) = batched(errors);
-        guards.push(guard);
-        file_layers.push(json_layer(errors).with_filter(LevelFilter::ERROR).boxed());
+    let mut layers = vec![(stdout_layer, false)];
+    if let Some((all, errors)) = files {
+        layers.push((json_layer(all).boxed(), false));
+        layers.push((json_layer(errors).boxed(), true));
     }
-
-    if let Err(err) = tracing_subscriber::registry()
-        .with(filter(settings))
-        .with(stdout_layer)
-        // An empty Vec of layers reports a max level of OFF and would silence everything.
-        .with((!file_layers.is_empty()).then_some(file_layers))
-        .try_init()
-    {
-        eprintln!("tracing subscriber not installed: {err}");
-    }
-    Ok(TelemetryGuard { _guards: guards })
+    layers
 }
 
 /// Standard output as a plain file: Rust's `Stdout` would split every batch at its newlines

@@ -1,5 +1,6 @@
 //! The terminal format: tracing-subscriber's own human-readable lines, each prefixed with the
-//! request id of the request it belongs to (the JSON format carries it as a field).
+//! request id of the request it belongs to and its trace and span ids (the JSON format carries
+//! them as fields).
 
 use std::fmt;
 
@@ -25,6 +26,9 @@ where
     ) -> fmt::Result {
         if let Ok(written) = super::REQUEST_ID.try_with(|id| write!(writer, "[{id}] ")) {
             written?;
+        }
+        if let Some(ids) = super::trace::ids_for_event(ctx.lookup_current().as_ref()) {
+            write!(writer, "[{:032x}/{:016x}] ", ids.trace_id, ids.span_id)?;
         }
         self.0.format_event(ctx, writer, event)
     }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types::Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::model::{NewUserRow, UserRow};
@@ -19,6 +20,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: NewUserRow<'_>) -> AppRes
         .values(&new)
         .returning(UserRow::as_returning())
         .get_result(conn)
+        .instrument(crate::db_span!("INSERT", "users"))
         .await
         .map_err(|err| match violated_constraint(&err) {
             Some("users_email_lower_key") => AppError::Taken(Taken::Email),
@@ -32,6 +34,7 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<Us
         .find(id)
         .select(UserRow::as_select())
         .first(conn)
+        .instrument(crate::db_span!("SELECT", "users"))
         .await
         .optional()?)
 }
@@ -43,6 +46,7 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<Us
         .select(UserRow::as_select())
         .for_no_key_update()
         .first(conn)
+        .instrument(crate::db_span!("SELECT", "users"))
         .await
         .optional()?)
 }
@@ -56,6 +60,7 @@ pub async fn find_by_email(
         .filter(lower(users::email).eq(lower(email)))
         .select(UserRow::as_select())
         .first(conn)
+        .instrument(crate::db_span!("SELECT", "users"))
         .await
         .optional()?)
 }
@@ -124,5 +129,6 @@ pub async fn update(
         ))
         .returning(UserRow::as_returning())
         .get_result(conn)
+        .instrument(crate::db_span!("UPDATE", "users"))
         .await?)
 }

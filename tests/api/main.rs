@@ -21,5 +21,6 @@ mod rate_limits;
 mod scale_out;
 mod spec;
 mod support;
+mod trace_context;
 mod users;
 mod versions;

@@ -444,16 +444,18 @@ async fn logs_never_contain_passwords_or_tokens_but_record_requests_and_auth_eve
     );
     let login = access_log
         .iter()
-        .find(|e| e["http.path"] == "/v1/auth/login" && e["http.status"] == 200)
+        .find(|e| e["url.path"] == "/v1/auth/login" && e["http.response.status_code"] == 200)
         .expect("login access event");
     for field in [
-        "http.method",
+        "http.request.method",
         "http.route",
-        "http.path",
-        "http.status",
-        "http.duration_ms",
-        "client.ip",
-        "user_agent",
+        "url.path",
+        "http.response.status_code",
+        "duration_ms",
+        "client.address",
+        "user_agent.original",
+        "trace_id",
+        "span_id",
     ] {
         assert!(!login[field].is_null(), "access log lacks {field}: {login}");
     }
@@ -470,12 +472,22 @@ async fn logs_never_contain_passwords_or_tokens_but_record_requests_and_auth_eve
         inside["request_id"].is_string(),
         "events inside a request carry its id"
     );
+    assert_eq!(
+        inside["trace_id"].as_str().map(str::len),
+        Some(32),
+        "{inside}"
+    );
+    assert_eq!(
+        inside["span_id"].as_str().map(str::len),
+        Some(16),
+        "{inside}"
+    );
     let patch = access_log
         .iter()
-        .find(|e| e["http.method"] == "PATCH")
+        .find(|e| e["http.request.method"] == "PATCH")
         .expect("patch access event");
     assert_eq!(patch["http.route"], "/v1/posts/{id}");
-    assert_eq!(patch["user.id"], user_id);
+    assert_eq!(patch["user_id"], user_id);
     for event in [
         "auth.login",
         "auth.refresh",
@@ -487,7 +499,10 @@ async fn logs_never_contain_passwords_or_tokens_but_record_requests_and_auth_eve
             .iter()
             .find(|e| e["event"] == event)
             .unwrap_or_else(|| panic!("no {event} event"));
-        assert!(!found["client.ip"].is_null(), "{event} without client ip");
+        assert!(
+            !found["client.address"].is_null(),
+            "{event} without client address"
+        );
         if event != "auth.login_failed" {
             assert_eq!(found["user.id"], user_id, "{event}");
         }
