@@ -84,8 +84,8 @@ pub async fn record(
             kind: JobKind::EventFanout,
             payload: serde_json::json!({ "eventId": event.id }),
             run_at: event.occurred_at,
-            // Filled from the request's trace context once tracing lands (see telemetry).
-            traceparent: None,
+            // The fan-out and its deliveries continue the trace of the request.
+            traceparent: crate::telemetry::trace::current_traceparent(),
         },
     )
     .await?;

@@ -62,7 +62,7 @@ pub async fn start(
                     kind: JobKind::Export,
                     payload: serde_json::json!({ "operationId": operation.id }),
                     run_at: now,
-                    traceparent: None,
+                    traceparent: crate::telemetry::trace::current_traceparent(),
                 },
             )
             .await?;

@@ -12,9 +12,14 @@ use std::{
 use chrono::Utc;
 use metrics::{counter, gauge, histogram};
 use tokio::sync::{Notify, Semaphore};
+use tracing::Instrument;
 
 use super::{Job, JobKind, Outcome, repo};
-use crate::{error::AppError, state::AppState, telemetry::WarnThrottle};
+use crate::{
+    error::AppError,
+    state::AppState,
+    telemetry::{WarnThrottle, trace},
+};
 
 /// Wakes this instance's runner after a commit that queued work (saves a poll interval).
 #[derive(Debug, Default, Clone)]
@@ -82,10 +87,18 @@ pub async fn run(state: AppState, settings: RunnerSettings, stop: impl Future<Ou
             let state = state.clone();
             let worker = worker.clone();
             let lease = settings.lease;
-            tokio::spawn(async move {
-                run_one(&state, &worker, lease, job).await;
-                drop(permit);
-            });
+            // The job continues the trace of the request that queued it.
+            let span = trace::span_continuing(
+                JobKind::parse(&job.kind).map_or("job", JobKind::as_str),
+                job.traceparent.as_deref(),
+            );
+            tokio::spawn(
+                async move {
+                    run_one(&state, &worker, lease, job).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
         if full {
             // There may be more due right away; claim again once a slot frees up.
