@@ -34,6 +34,7 @@ use crate::{
     posts::{v1::PostsApi, v2::PostsV2Api},
     state::AppState,
     users::api::UsersApi,
+    webhooks::api::WebhooksApi,
 };
 use docs::DocumentLink;
 use spec::Version;
@@ -45,6 +46,7 @@ type V1Operations = (
     PostsApi,
     AirportsApi<V1>,
     EventsApi<V1>,
+    WebhooksApi<V1>,
 );
 type V2Operations = (
     AuthApi<V2>,
@@ -52,6 +54,7 @@ type V2Operations = (
     PostsV2Api,
     AirportsApi<V2>,
     EventsApi<V2>,
+    WebhooksApi<V2>,
 );
 /// What each version's document describes.
 pub type V1Apis = (V1Operations, HealthApi);
@@ -64,6 +67,7 @@ fn v1_operations() -> V1Operations {
         PostsApi,
         AirportsApi::default(),
         EventsApi::default(),
+        WebhooksApi::default(),
     )
 }
 
@@ -74,6 +78,7 @@ fn v2_operations() -> V2Operations {
         PostsV2Api,
         AirportsApi::default(),
         EventsApi::default(),
+        WebhooksApi::default(),
     )
 }
 
