@@ -20,3 +20,4 @@ mod spec;
 mod support;
 mod users;
 mod versions;
+mod webhooks;
