@@ -36,7 +36,11 @@ const MATRIX: &[(&str, &str, [u16; 4])] = &[
     ("GET", "/v1/webhooks", [401, 403, 403, 200]),
     ("GET", "/v1/webhooks/{id}", [401, 403, 403, 200]),
     ("PATCH", "/v1/webhooks/{id}", [401, 403, 403, 200]),
-    ("POST", "/v1/webhooks/{id}/rotate-secret", [401, 403, 403, 200]),
+    (
+        "POST",
+        "/v1/webhooks/{id}/rotate-secret",
+        [401, 403, 403, 200],
+    ),
     ("POST", "/v1/webhooks/{id}/test", [401, 403, 403, 202]),
     ("GET", "/v1/webhooks/{id}/deliveries", [401, 403, 403, 200]),
     ("DELETE", "/v1/webhooks/{id}", [401, 403, 403, 200]),
@@ -150,9 +154,8 @@ async fn request(
     let post_path = in_version(&format!("/v1/posts/{}", fixture.post), version);
     let airport_path = in_version(&format!("/v1/airports/{}", fixture.airport), version);
     let path = in_version(template, version);
-    let webhook_path = |rest: &str| {
-        in_version(&format!("/v1/webhooks/{}{rest}", fixture.webhook), version)
-    };
+    let webhook_path =
+        |rest: &str| in_version(&format!("/v1/webhooks/{}{rest}", fixture.webhook), version);
     match (method, template) {
         ("POST", "/v1/webhooks") => app.post(&path).json(&json!({
             "url": "http://127.0.0.1:9/matrix", "eventTypes": ["post.created"]
