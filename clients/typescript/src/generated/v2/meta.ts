@@ -15,6 +15,8 @@ export const problemCodes = {
   CONFLICT: "The change conflicts with the current state.",
   /** An account with this email already exists. */
   EMAIL_TAKEN: "An account with this email already exists.",
+  /** No such event (or it is older than the retention). */
+  EVENT_NOT_FOUND: "No such event (or it is older than the retention).",
   /** Authenticated, but not allowed to do this. */
   FORBIDDEN: "Authenticated, but not allowed to do this.",
   /** The request line names an HTTP version other than 1.0 or 1.1. */
@@ -47,6 +49,10 @@ export const problemCodes = {
   NOT_FOUND: "No such route.",
   /** A method the server implements on no path (e.g. `FOO`, `CONNECT`). */
   NOT_IMPLEMENTED: "A method the server implements on no path (e.g. `FOO`, `CONNECT`).",
+  /** The operation has not succeeded (yet): there is no result to fetch. */
+  OPERATION_NOT_FINISHED: "The operation has not succeeded (yet): there is no result to fetch.",
+  /** No such operation, or one of another user's. */
+  OPERATION_NOT_FOUND: "No such operation, or one of another user's.",
   /** The body is larger than the configured limit. */
   PAYLOAD_TOO_LARGE: "The body is larger than the configured limit.",
   /** No such post, or a draft the caller may not see. */
@@ -77,6 +83,10 @@ export const problemCodes = {
   USER_NOT_FOUND: "No such user.",
   /** A value breaks the schema (type, length, pattern, range); see `errors`. */
   VALIDATION_FAILED: "A value breaks the schema (type, length, pattern, range); see `errors`.",
+  /** No such webhook endpoint. */
+  WEBHOOK_NOT_FOUND: "No such webhook endpoint.",
+  /** The webhook URL is not allowed: not https in production, or it resolves to a loopback, private, link-local or metadata address. */
+  WEBHOOK_URL_FORBIDDEN: "The webhook URL is not allowed: not https in production, or it resolves to a loopback, private, link-local or metadata address.",
 } as const;
 
 /** A problem `code` the API documents. */
@@ -219,6 +229,29 @@ export interface OperationProblemCodes {
       503: "SERVICE_UNAVAILABLE";
     };
   };
+  "/v2/events": {
+    get: {
+      400: "INVALID_PARAMETER" | "INVALID_CURSOR";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      406: "NOT_ACCEPTABLE";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+  };
+  "/v2/events/{id}": {
+    get: {
+      400: "INVALID_PARAMETER";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      404: "EVENT_NOT_FOUND";
+      406: "NOT_ACCEPTABLE";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+  };
   "/v2/posts": {
     get: {
       400: "INVALID_PARAMETER" | "INVALID_CURSOR";
@@ -329,6 +362,104 @@ export interface OperationProblemCodes {
       503: "SERVICE_UNAVAILABLE";
     };
   };
+  "/v2/webhooks": {
+    get: {
+      400: "INVALID_PARAMETER" | "INVALID_CURSOR";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      406: "NOT_ACCEPTABLE";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+    post: {
+      400: "VALIDATION_FAILED" | "MISSING_FIELD" | "UNKNOWN_FIELD" | "READ_ONLY_FIELD" | "INVALID_JSON" | "WEBHOOK_URL_FORBIDDEN";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      406: "NOT_ACCEPTABLE";
+      408: "REQUEST_TIMEOUT";
+      411: "LENGTH_REQUIRED";
+      413: "PAYLOAD_TOO_LARGE";
+      415: "UNSUPPORTED_MEDIA_TYPE";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+  };
+  "/v2/webhooks/{id}": {
+    delete: {
+      400: "INVALID_PARAMETER";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      406: "NOT_ACCEPTABLE";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+    get: {
+      400: "INVALID_PARAMETER";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      404: "WEBHOOK_NOT_FOUND";
+      406: "NOT_ACCEPTABLE";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+    patch: {
+      400: "VALIDATION_FAILED" | "MISSING_FIELD" | "UNKNOWN_FIELD" | "READ_ONLY_FIELD" | "INVALID_JSON" | "INVALID_PARAMETER" | "WEBHOOK_URL_FORBIDDEN";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      404: "WEBHOOK_NOT_FOUND";
+      406: "NOT_ACCEPTABLE";
+      408: "REQUEST_TIMEOUT";
+      411: "LENGTH_REQUIRED";
+      412: "PRECONDITION_FAILED";
+      413: "PAYLOAD_TOO_LARGE";
+      415: "UNSUPPORTED_MEDIA_TYPE";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+  };
+  "/v2/webhooks/{id}/deliveries": {
+    get: {
+      400: "INVALID_PARAMETER" | "INVALID_CURSOR";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      404: "WEBHOOK_NOT_FOUND";
+      406: "NOT_ACCEPTABLE";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+  };
+  "/v2/webhooks/{id}/rotate-secret": {
+    post: {
+      400: "INVALID_PARAMETER";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      404: "WEBHOOK_NOT_FOUND";
+      406: "NOT_ACCEPTABLE";
+      411: "LENGTH_REQUIRED";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+  };
+  "/v2/webhooks/{id}/test": {
+    post: {
+      400: "INVALID_PARAMETER";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      404: "WEBHOOK_NOT_FOUND";
+      406: "NOT_ACCEPTABLE";
+      411: "LENGTH_REQUIRED";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+  };
 }
 
 /** Operations (`METHOD /path/template`) that honour an `Idempotency-Key`: safe to retry with one. */
@@ -338,5 +469,5 @@ export const idempotencyKeyOperations: readonly string[] = ["POST /v2/posts"];
 export const authPaths = { login: "/v2/auth/login", refresh: "/v2/auth/refresh" } as const;
 
 /** Paginated lists: `{ data, nextLink }` pages with a `cursor` parameter. */
-export const listPaths = ["/v2/airports","/v2/posts","/v2/users"] as const;
+export const listPaths = ["/v2/airports","/v2/events","/v2/posts","/v2/users","/v2/webhooks","/v2/webhooks/{id}/deliveries"] as const;
 export type ListPath = (typeof listPaths)[number];
