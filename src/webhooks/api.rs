@@ -102,7 +102,9 @@ bounded_text!(
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
     pub id: Uuid,
+    /// Where events are POSTed.
     pub url: String,
+    /// What the endpoint is for.
     #[oai(nullable)]
     pub description: Option<String>,
     /// The event types delivered to this endpoint.
@@ -138,14 +140,19 @@ impl From<&EndpointRow> for Webhook {
 #[serde(rename_all = "camelCase")]
 pub struct CreatedWebhook {
     pub id: Uuid,
+    /// Where events are POSTed.
     pub url: String,
+    /// What the endpoint is for.
     #[oai(nullable)]
     pub description: Option<String>,
+    /// The event types delivered to this endpoint.
     pub event_types: Vec<EventTypeParam>,
+    /// Disabled endpoints receive nothing (a receiver answering 410 disables its endpoint).
     pub enabled: bool,
     pub api_version: WebhookApiVersion,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The strong ETag of this representation, quotes included (as in the `ETag` header).
     pub etag: String,
     /// `whsec_` + base64 of 32 random bytes: the HMAC-SHA256 key of `webhook-signature`.
     pub secret: String,
@@ -213,6 +220,7 @@ pub struct WebhookDelivery {
     /// Why the attempt failed.
     #[oai(nullable)]
     pub error: Option<String>,
+    /// How long the attempt took, in milliseconds.
     #[oai(nullable)]
     pub duration_ms: Option<i64>,
     pub created_at: DateTime<Utc>,
@@ -253,16 +261,17 @@ page_type!(
     WebhookDelivery
 );
 
-/// A new webhook endpoint.
+/// A new webhook endpoint. `apiVersion` defaults to the version of the request's path.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct CreateWebhookRequest {
+    /// Where to POST events: http(s); https in production.
     pub url: WebhookUrl,
     /// The event types to deliver (at least one).
     #[oai(validator(min_items = 1, max_items = 4))]
     pub event_types: Vec<EventTypeParam>,
+    /// What the endpoint is for.
     pub description: Option<WebhookDescription>,
-    /// Default: the version of the request's path.
     pub api_version: Option<WebhookApiVersion>,
 }
 
@@ -271,11 +280,15 @@ pub struct CreateWebhookRequest {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct WebhookPatchRequest {
+    /// A new URL, checked like a new endpoint's.
     pub url: Option<WebhookUrl>,
+    /// The event types delivered to this endpoint.
     #[oai(validator(min_items = 1, max_items = 4))]
     pub event_types: Option<Vec<EventTypeParam>>,
+    /// `null` clears it.
     #[oai(nullable)]
     pub description: MaybeUndefined<WebhookDescription>,
+    /// Enable or disable deliveries.
     pub enabled: Option<bool>,
     pub api_version: Option<WebhookApiVersion>,
 }

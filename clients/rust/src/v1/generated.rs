@@ -340,7 +340,7 @@ pub mod types {
                 })
         }
     }
-    ///A new webhook endpoint.
+    ///A new webhook endpoint. `apiVersion` defaults to the version of the request's path.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct CreateWebhookRequest {
@@ -349,11 +349,13 @@ pub mod types {
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub api_version: ::std::option::Option<WebhookApiVersion>,
+        ///What the endpoint is for.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<CreateWebhookRequestDescription>,
         ///The event types to deliver (at least one).
         #[serde(rename = "eventTypes")]
         pub event_types: ::std::vec::Vec<EventType>,
+        ///Where to POST events: http(s); https in production.
         pub url: CreateWebhookRequestUrl,
     }
     impl CreateWebhookRequest {
@@ -361,7 +363,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`CreateWebhookRequestDescription`
+    ///What the endpoint is for.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct CreateWebhookRequestDescription(::std::string::String);
@@ -419,7 +421,7 @@ pub mod types {
                 })
         }
     }
-    ///`CreateWebhookRequestUrl`
+    ///Where to POST events: http(s); https in production.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct CreateWebhookRequestUrl(::std::string::String);
@@ -480,10 +482,14 @@ pub mod types {
         ///When the resource was created (RFC 3339, UTC).
         #[serde(rename = "createdAt")]
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///What the endpoint is for.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<::std::string::String>,
+        ///Disabled endpoints receive nothing (a receiver answering 410 disables its endpoint).
         pub enabled: bool,
+        ///The strong ETag of this representation, quotes included (as in the `ETag` header).
         pub etag: ::std::string::String,
+        ///The event types delivered to this endpoint.
         #[serde(rename = "eventTypes")]
         pub event_types: ::std::vec::Vec<EventType>,
         ///The resource's id (a UUIDv7: time-ordered).
@@ -493,6 +499,7 @@ pub mod types {
         ///When the resource last changed (RFC 3339, UTC).
         #[serde(rename = "updatedAt")]
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Where events are POSTed.
         pub url: ::std::string::String,
     }
     impl CreatedWebhook {
@@ -2285,6 +2292,7 @@ pub mod types {
         ///When the resource was created (RFC 3339, UTC).
         #[serde(rename = "createdAt")]
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///What the endpoint is for.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<::std::string::String>,
         ///Disabled endpoints receive nothing (a receiver answering 410 disables its endpoint).
@@ -2299,6 +2307,7 @@ pub mod types {
         ///When the resource last changed (RFC 3339, UTC).
         #[serde(rename = "updatedAt")]
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Where events are POSTed.
         pub url: ::std::string::String,
     }
     impl Webhook {
@@ -2365,6 +2374,7 @@ pub mod types {
         ///When the resource was created (RFC 3339, UTC).
         #[serde(rename = "createdAt")]
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///How long the attempt took, in milliseconds.
         #[serde(
             rename = "durationMs",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -2496,16 +2506,20 @@ pub mod types {
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub api_version: ::std::option::Option<WebhookApiVersion>,
+        ///`null` clears it.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<WebhookPatchRequestDescription>,
+        ///Enable or disable deliveries.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub enabled: ::std::option::Option<bool>,
+        ///The event types delivered to this endpoint.
         #[serde(
             rename = "eventTypes",
             default,
             skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
         pub event_types: ::std::vec::Vec<EventType>,
+        ///A new URL, checked like a new endpoint's.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub url: ::std::option::Option<WebhookPatchRequestUrl>,
     }
@@ -2514,7 +2528,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`WebhookPatchRequestDescription`
+    ///`null` clears it.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct WebhookPatchRequestDescription(::std::string::String);
@@ -2572,7 +2586,7 @@ pub mod types {
                 })
         }
     }
-    ///`WebhookPatchRequestUrl`
+    ///A new URL, checked like a new endpoint's.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct WebhookPatchRequestUrl(::std::string::String);

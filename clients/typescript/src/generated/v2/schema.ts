@@ -608,16 +608,17 @@ export interface components {
         };
         /**
          * CreateWebhookRequest
-         * @description A new webhook endpoint.
+         * @description A new webhook endpoint. `apiVersion` defaults to the version of the request's path.
          */
         CreateWebhookRequest: {
-            /** @description Default: the version of the request's path. */
-            apiVersion?: components["schemas"]["WebhookApiVersion"] & unknown;
+            apiVersion?: components["schemas"]["WebhookApiVersion"];
+            /** @description What the endpoint is for. */
             description?: string;
             /** @description The event types to deliver (at least one). */
             eventTypes: components["schemas"]["EventType"][];
             /**
              * Format: uri
+             * @description Where to POST events: http(s); https in production.
              * @example https://example.com/hooks/herald
              */
             url: string;
@@ -633,9 +634,13 @@ export interface components {
              * @description When the resource was created (RFC 3339, UTC).
              */
             createdAt: string;
+            /** @description What the endpoint is for. */
             description?: string | null;
+            /** @description Disabled endpoints receive nothing (a receiver answering 410 disables its endpoint). */
             enabled: boolean;
+            /** @description The strong ETag of this representation, quotes included (as in the `ETag` header). */
             etag: string;
+            /** @description The event types delivered to this endpoint. */
             eventTypes: components["schemas"]["EventType"][];
             /**
              * Format: uuid
@@ -649,6 +654,7 @@ export interface components {
              * @description When the resource last changed (RFC 3339, UTC).
              */
             updatedAt: string;
+            /** @description Where events are POSTed. */
             url: string;
         };
         /** @enum {string} */
@@ -1011,6 +1017,7 @@ export interface components {
              * @description When the resource was created (RFC 3339, UTC).
              */
             createdAt: string;
+            /** @description What the endpoint is for. */
             description?: string | null;
             /** @description Disabled endpoints receive nothing (a receiver answering 410 disables its endpoint). */
             enabled: boolean;
@@ -1028,6 +1035,7 @@ export interface components {
              * @description When the resource last changed (RFC 3339, UTC).
              */
             updatedAt: string;
+            /** @description Where events are POSTed. */
             url: string;
         };
         /**
@@ -1050,7 +1058,10 @@ export interface components {
              * @description When the resource was created (RFC 3339, UTC).
              */
             createdAt: string;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description How long the attempt took, in milliseconds.
+             */
             durationMs?: number | null;
             /** @description Why the attempt failed. */
             error?: string | null;
@@ -1108,11 +1119,15 @@ export interface components {
          */
         WebhookPatchRequest: {
             apiVersion?: components["schemas"]["WebhookApiVersion"];
+            /** @description `null` clears it. */
             description?: string | null;
+            /** @description Enable or disable deliveries. */
             enabled?: boolean;
+            /** @description The event types delivered to this endpoint. */
             eventTypes?: components["schemas"]["EventType"][];
             /**
              * Format: uri
+             * @description A new URL, checked like a new endpoint's.
              * @example https://example.com/hooks/herald
              */
             url?: string;
