@@ -34,6 +34,9 @@ pub enum AppError {
         field: &'static str,
         message: String,
     },
+    /// A webhook URL the SSRF rules refuse (scheme, or an address that is not public).
+    #[error("webhook URL refused: {0}")]
+    WebhookUrlForbidden(String),
     #[error("the cursor is not one this service issued")]
     InvalidCursor,
     #[error("{0:?} is already taken")]

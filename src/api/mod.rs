@@ -35,6 +35,7 @@ use crate::{
     posts::{v1::PostsApi, v2::PostsV2Api},
     state::AppState,
     users::api::UsersApi,
+    webhooks::api::WebhooksApi,
 };
 use docs::DocumentLink;
 use spec::Version;
@@ -46,6 +47,7 @@ type V1Operations = (
     PostsApi,
     AirportsApi<V1>,
     EventsApi<V1>,
+    WebhooksApi<V1>,
     ExportsApi<V1>,
 );
 type V2Operations = (
@@ -54,6 +56,7 @@ type V2Operations = (
     PostsV2Api,
     AirportsApi<V2>,
     EventsApi<V2>,
+    WebhooksApi<V2>,
     ExportsApi<V2>,
 );
 /// What each version's document describes.
@@ -67,6 +70,7 @@ fn v1_operations() -> V1Operations {
         PostsApi,
         AirportsApi::default(),
         EventsApi::default(),
+        WebhooksApi::default(),
         ExportsApi::default(),
     )
 }
@@ -78,6 +82,7 @@ fn v2_operations() -> V2Operations {
         PostsV2Api,
         AirportsApi::default(),
         EventsApi::default(),
+        WebhooksApi::default(),
         ExportsApi::default(),
     )
 }

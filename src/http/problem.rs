@@ -276,6 +276,11 @@ impl From<AppError> for Problem {
                 Problem::bad_request("VALIDATION_FAILED", "The request has invalid fields.")
                     .with_errors(vec![FieldError::new(field, message)])
             }
+            AppError::WebhookUrlForbidden(why) => Problem::bad_request(
+                "WEBHOOK_URL_FORBIDDEN",
+                format!("The webhook URL is not allowed: {why}."),
+            )
+            .with_errors(vec![FieldError::new("url", why)]),
             AppError::InvalidCursor => Problem::bad_request(
                 "INVALID_CURSOR",
                 "The cursor is malformed or was not issued by this service.",

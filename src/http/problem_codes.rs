@@ -158,6 +158,37 @@ const BY_OPERATION: &[(&str, u16, &[&str])] = &[
     ("get_operation", 404, &["OPERATION_NOT_FOUND"]),
     ("get_export_file", 404, &["OPERATION_NOT_FOUND"]),
     ("get_export_file", 409, &["OPERATION_NOT_FINISHED"]),
+    // Webhooks: a refused URL is a 400 of its own, next to the body's codes.
+    (
+        "create_webhook",
+        400,
+        &[
+            "VALIDATION_FAILED",
+            "MISSING_FIELD",
+            "UNKNOWN_FIELD",
+            "READ_ONLY_FIELD",
+            "INVALID_JSON",
+            "WEBHOOK_URL_FORBIDDEN",
+        ],
+    ),
+    (
+        "update_webhook",
+        400,
+        &[
+            "VALIDATION_FAILED",
+            "MISSING_FIELD",
+            "UNKNOWN_FIELD",
+            "READ_ONLY_FIELD",
+            "INVALID_JSON",
+            "INVALID_PARAMETER",
+            "WEBHOOK_URL_FORBIDDEN",
+        ],
+    ),
+    ("get_webhook", 404, &["WEBHOOK_NOT_FOUND"]),
+    ("update_webhook", 404, &["WEBHOOK_NOT_FOUND"]),
+    ("rotate_webhook_secret", 404, &["WEBHOOK_NOT_FOUND"]),
+    ("test_webhook", 404, &["WEBHOOK_NOT_FOUND"]),
+    ("list_webhook_deliveries", 404, &["WEBHOOK_NOT_FOUND"]),
 ];
 
 /// The codes a status carries on any operation, given the operation's shape.

@@ -40,6 +40,18 @@ const MATRIX: &[(&str, &str, [u16; 4])] = &[
     ("GET", "/v1/operations/{id}", [401, 404, 404, 200]),
     ("GET", "/v1/exports/{id}/file", [401, 404, 404, 200]),
     ("DELETE", "/v1/operations/{id}", [401, 204, 204, 200]),
+    ("POST", "/v1/webhooks", [401, 403, 403, 201]),
+    ("GET", "/v1/webhooks", [401, 403, 403, 200]),
+    ("GET", "/v1/webhooks/{id}", [401, 403, 403, 200]),
+    ("PATCH", "/v1/webhooks/{id}", [401, 403, 403, 200]),
+    (
+        "POST",
+        "/v1/webhooks/{id}/rotate-secret",
+        [401, 403, 403, 200],
+    ),
+    ("POST", "/v1/webhooks/{id}/test", [401, 403, 403, 202]),
+    ("GET", "/v1/webhooks/{id}/deliveries", [401, 403, 403, 200]),
+    ("DELETE", "/v1/webhooks/{id}", [401, 403, 403, 200]),
 ];
 
 /// The API versions the matrix runs for.
@@ -104,6 +116,7 @@ struct Fixture {
     export: String,
     airport: String,
     target: TestUser,
+    webhook: String,
 }
 
 async fn fixture(app: &TestApp, admin: &TestUser, n: usize) -> Fixture {
@@ -120,6 +133,17 @@ async fn fixture(app: &TestApp, admin: &TestUser, n: usize) -> Fixture {
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
+    // Nothing listens there; deliveries are not what this test checks.
+    let webhook: Value = app
+        .post("/v1/webhooks")
+        .bearer_auth(&admin.token)
+        .json(&json!({"url": "http://127.0.0.1:9/hook", "eventTypes": ["webhook.test"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let events: Value = app
         .get("/v1/events?type=post.created&limit=1")
         .bearer_auth(&admin.token)
@@ -161,6 +185,7 @@ async fn fixture(app: &TestApp, admin: &TestUser, n: usize) -> Fixture {
         export,
         airport,
         target: app.user(Role::User).await,
+        webhook: webhook["id"].as_str().unwrap().to_string(),
     }
 }
 
@@ -179,7 +204,24 @@ async fn request(
     let operation_path = in_version(&format!("/v1/operations/{}", fixture.export), version);
     let file_path = in_version(&format!("/v1/exports/{}/file", fixture.export), version);
     let path = in_version(template, version);
+    let webhook_path =
+        |rest: &str| in_version(&format!("/v1/webhooks/{}{rest}", fixture.webhook), version);
     match (method, template) {
+        ("POST", "/v1/webhooks") => app.post(&path).json(&json!({
+            "url": "http://127.0.0.1:9/matrix", "eventTypes": ["post.created"]
+        })),
+        ("GET", "/v1/webhooks/{id}") => app.get(&webhook_path("")),
+        ("PATCH", "/v1/webhooks/{id}") => {
+            app.patch(&webhook_path("")).body(r#"{"description": "Changed"}"#)
+        }
+        ("DELETE", "/v1/webhooks/{id}") => app.delete(&webhook_path("")),
+        ("POST", "/v1/webhooks/{id}/rotate-secret") => app
+            .post(&webhook_path("/rotate-secret"))
+            .header("content-length", "0"),
+        ("POST", "/v1/webhooks/{id}/test") => {
+            app.post(&webhook_path("/test")).header("content-length", "0")
+        }
+        ("GET", "/v1/webhooks/{id}/deliveries") => app.get(&webhook_path("/deliveries")),
         ("GET", "/v1/users/{id}") => app.get(&user_path),
         ("PATCH", "/v1/users/{id}") => app.patch(&user_path).body(r#"{"firstName": "Renamed"}"#),
         ("GET", "/v1/posts/{id}") => app.get(&post_path),

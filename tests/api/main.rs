@@ -24,3 +24,4 @@ mod support;
 mod trace_context;
 mod users;
 mod versions;
+mod webhooks;

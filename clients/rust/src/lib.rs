@@ -12,7 +12,8 @@
 //! - `X-Telemetry` (opt out with [`Builder::telemetry`]);
 //! - lists as [`Stream`](futures_core::Stream)s that follow `nextLink` ([`Paginated::stream`]);
 //! - problem codes as the [`ProblemCode`] enum; 204 and 304 as values ([`StatusResults`]);
-//! - HTTPS with rustls (`ring`) by default, or the platform's TLS (`native-tls` feature).
+//! - HTTPS with rustls (`ring`) by default, or the platform's TLS (`native-tls` feature);
+//! - [`webhooks::verify`] for the signed deliveries Herald sends to webhook endpoints.
 //!
 //! ```no_run
 //! use futures_util::TryStreamExt;
@@ -36,6 +37,7 @@
 pub mod runtime;
 pub mod v1;
 pub mod v2;
+pub mod webhooks;
 
 pub use runtime::{
     BuildError, Builder, Conditional, Paginated, RetryPolicy, Session, StatusResults, Tokens, etag,

@@ -39,7 +39,7 @@ pub enum ProblemCode {
     EventNotFound,
     /// `FORBIDDEN`: Authenticated, but not allowed to do this.
     ///
-    /// Declared by `delete_airport` (403), `patch_airport` (403), `put_airport` (403), `list_events` (403), `get_event` (403), `delete_post` (403), `update_post` (403), `list_users` (403), `get_user` (403), `update_user` (403).
+    /// Declared by `delete_airport` (403), `patch_airport` (403), `put_airport` (403), `list_events` (403), `get_event` (403), `delete_post` (403), `update_post` (403), `list_users` (403), `get_user` (403), `update_user` (403), `list_webhooks` (403), `create_webhook` (403), `delete_webhook` (403), `get_webhook` (403), `update_webhook` (403), `list_webhook_deliveries` (403), `rotate_webhook_secret` (403), `test_webhook` (403).
     Forbidden,
     /// `HTTP_VERSION_NOT_SUPPORTED`: The request line names an HTTP version other than 1.0 or 1.1.
     ///
@@ -55,7 +55,7 @@ pub enum ProblemCode {
     IdempotencyKeyReused,
     /// `INTERNAL_ERROR`: An unexpected error; quote the `requestId` when reporting it.
     ///
-    /// Declared by `get_health` (500), `get_liveness` (500), `get_readiness` (500), `list_airports` (500), `delete_airport` (500), `get_airport` (500), `patch_airport` (500), `put_airport` (500), `login_user` (500), `logout_user` (500), `refresh_session` (500), `register_user` (500), `list_events` (500), `get_event` (500), `create_export` (500), `get_export_file` (500), `cancel_operation` (500), `get_operation` (500), `list_posts` (500), `create_post` (500), `delete_post` (500), `get_post` (500), `update_post` (500), `list_users` (500), `get_current_user` (500), `get_user` (500), `update_user` (500).
+    /// Declared by `get_health` (500), `get_liveness` (500), `get_readiness` (500), `list_airports` (500), `delete_airport` (500), `get_airport` (500), `patch_airport` (500), `put_airport` (500), `login_user` (500), `logout_user` (500), `refresh_session` (500), `register_user` (500), `list_events` (500), `get_event` (500), `create_export` (500), `get_export_file` (500), `cancel_operation` (500), `get_operation` (500), `list_posts` (500), `create_post` (500), `delete_post` (500), `get_post` (500), `update_post` (500), `list_users` (500), `get_current_user` (500), `get_user` (500), `update_user` (500), `list_webhooks` (500), `create_webhook` (500), `delete_webhook` (500), `get_webhook` (500), `update_webhook` (500), `list_webhook_deliveries` (500), `rotate_webhook_secret` (500), `test_webhook` (500).
     InternalError,
     /// `INVALID_CREDENTIALS`: The email or password is wrong.
     ///
@@ -63,15 +63,15 @@ pub enum ProblemCode {
     InvalidCredentials,
     /// `INVALID_CURSOR`: The cursor is malformed or was issued for another list.
     ///
-    /// Declared by `list_airports` (400), `list_events` (400), `list_posts` (400), `list_users` (400).
+    /// Declared by `list_airports` (400), `list_events` (400), `list_posts` (400), `list_users` (400), `list_webhooks` (400), `list_webhook_deliveries` (400).
     InvalidCursor,
     /// `INVALID_JSON`: The body is not valid JSON, or not the expected JSON shape.
     ///
-    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_export` (400), `create_post` (400), `update_post` (400), `update_user` (400).
+    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_export` (400), `create_post` (400), `update_post` (400), `update_user` (400), `create_webhook` (400), `update_webhook` (400).
     InvalidJson,
     /// `INVALID_PARAMETER`: A path, query or header parameter is invalid.
     ///
-    /// Declared by `list_airports` (400), `delete_airport` (400), `get_airport` (400), `patch_airport` (400), `put_airport` (400), `list_events` (400), `get_event` (400), `create_export` (400), `get_export_file` (400), `cancel_operation` (400), `get_operation` (400), `list_posts` (400), `create_post` (400), `delete_post` (400), `get_post` (400), `update_post` (400), `list_users` (400), `get_user` (400), `update_user` (400).
+    /// Declared by `list_airports` (400), `delete_airport` (400), `get_airport` (400), `patch_airport` (400), `put_airport` (400), `list_events` (400), `get_event` (400), `create_export` (400), `get_export_file` (400), `cancel_operation` (400), `get_operation` (400), `list_posts` (400), `create_post` (400), `delete_post` (400), `get_post` (400), `update_post` (400), `list_users` (400), `get_user` (400), `update_user` (400), `list_webhooks` (400), `delete_webhook` (400), `get_webhook` (400), `update_webhook` (400), `list_webhook_deliveries` (400), `rotate_webhook_secret` (400), `test_webhook` (400).
     InvalidParameter,
     /// `INVALID_REFRESH_TOKEN`: The refresh token is unknown, expired or revoked.
     ///
@@ -79,7 +79,7 @@ pub enum ProblemCode {
     InvalidRefreshToken,
     /// `LENGTH_REQUIRED`: A POST, PUT or PATCH without `Content-Length` or a chunked body.
     ///
-    /// Declared by `patch_airport` (411), `put_airport` (411), `login_user` (411), `logout_user` (411), `refresh_session` (411), `register_user` (411), `create_export` (411), `create_post` (411), `update_post` (411), `update_user` (411).
+    /// Declared by `patch_airport` (411), `put_airport` (411), `login_user` (411), `logout_user` (411), `refresh_session` (411), `register_user` (411), `create_export` (411), `create_post` (411), `update_post` (411), `update_user` (411), `create_webhook` (411), `update_webhook` (411), `rotate_webhook_secret` (411), `test_webhook` (411).
     LengthRequired,
     /// `METHOD_NOT_ALLOWED`: The path exists, but not with this method (`Allow` lists them).
     ///
@@ -87,11 +87,11 @@ pub enum ProblemCode {
     MethodNotAllowed,
     /// `MISSING_FIELD`: A required body field is absent.
     ///
-    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_export` (400), `create_post` (400), `update_post` (400), `update_user` (400).
+    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_export` (400), `create_post` (400), `update_post` (400), `update_user` (400), `create_webhook` (400), `update_webhook` (400).
     MissingField,
     /// `NOT_ACCEPTABLE`: The `Accept` header excludes JSON.
     ///
-    /// Declared by `get_health` (406), `get_liveness` (406), `get_readiness` (406), `list_airports` (406), `delete_airport` (406), `get_airport` (406), `patch_airport` (406), `put_airport` (406), `login_user` (406), `logout_user` (406), `refresh_session` (406), `register_user` (406), `list_events` (406), `get_event` (406), `create_export` (406), `get_export_file` (406), `cancel_operation` (406), `get_operation` (406), `list_posts` (406), `create_post` (406), `delete_post` (406), `get_post` (406), `update_post` (406), `list_users` (406), `get_current_user` (406), `get_user` (406), `update_user` (406).
+    /// Declared by `get_health` (406), `get_liveness` (406), `get_readiness` (406), `list_airports` (406), `delete_airport` (406), `get_airport` (406), `patch_airport` (406), `put_airport` (406), `login_user` (406), `logout_user` (406), `refresh_session` (406), `register_user` (406), `list_events` (406), `get_event` (406), `create_export` (406), `get_export_file` (406), `cancel_operation` (406), `get_operation` (406), `list_posts` (406), `create_post` (406), `delete_post` (406), `get_post` (406), `update_post` (406), `list_users` (406), `get_current_user` (406), `get_user` (406), `update_user` (406), `list_webhooks` (406), `create_webhook` (406), `delete_webhook` (406), `get_webhook` (406), `update_webhook` (406), `list_webhook_deliveries` (406), `rotate_webhook_secret` (406), `test_webhook` (406).
     NotAcceptable,
     /// `NOT_FOUND`: No such route.
     ///
@@ -111,7 +111,7 @@ pub enum ProblemCode {
     OperationNotFound,
     /// `PAYLOAD_TOO_LARGE`: The body is larger than the configured limit.
     ///
-    /// Declared by `patch_airport` (413), `put_airport` (413), `login_user` (413), `logout_user` (413), `refresh_session` (413), `register_user` (413), `create_export` (413), `create_post` (413), `update_post` (413), `update_user` (413).
+    /// Declared by `patch_airport` (413), `put_airport` (413), `login_user` (413), `logout_user` (413), `refresh_session` (413), `register_user` (413), `create_export` (413), `create_post` (413), `update_post` (413), `update_user` (413), `create_webhook` (413), `update_webhook` (413).
     PayloadTooLarge,
     /// `POST_NOT_FOUND`: No such post, or a draft the caller may not see.
     ///
@@ -119,15 +119,15 @@ pub enum ProblemCode {
     PostNotFound,
     /// `PRECONDITION_FAILED`: `If-Match` / `If-None-Match` did not hold.
     ///
-    /// Declared by `delete_airport` (412), `patch_airport` (412), `put_airport` (412), `delete_post` (412), `update_post` (412), `update_user` (412).
+    /// Declared by `delete_airport` (412), `patch_airport` (412), `put_airport` (412), `delete_post` (412), `update_post` (412), `update_user` (412), `update_webhook` (412).
     PreconditionFailed,
     /// `RATE_LIMITED`: Too many requests; retry after `Retry-After`.
     ///
-    /// Declared by `list_airports` (429), `delete_airport` (429), `get_airport` (429), `patch_airport` (429), `put_airport` (429), `login_user` (429), `logout_user` (429), `refresh_session` (429), `register_user` (429), `list_events` (429), `get_event` (429), `create_export` (429), `get_export_file` (429), `cancel_operation` (429), `get_operation` (429), `list_posts` (429), `create_post` (429), `delete_post` (429), `get_post` (429), `update_post` (429), `list_users` (429), `get_current_user` (429), `get_user` (429), `update_user` (429).
+    /// Declared by `list_airports` (429), `delete_airport` (429), `get_airport` (429), `patch_airport` (429), `put_airport` (429), `login_user` (429), `logout_user` (429), `refresh_session` (429), `register_user` (429), `list_events` (429), `get_event` (429), `create_export` (429), `get_export_file` (429), `cancel_operation` (429), `get_operation` (429), `list_posts` (429), `create_post` (429), `delete_post` (429), `get_post` (429), `update_post` (429), `list_users` (429), `get_current_user` (429), `get_user` (429), `update_user` (429), `list_webhooks` (429), `create_webhook` (429), `delete_webhook` (429), `get_webhook` (429), `update_webhook` (429), `list_webhook_deliveries` (429), `rotate_webhook_secret` (429), `test_webhook` (429).
     RateLimited,
     /// `READ_ONLY_FIELD`: The body sets a server-managed field.
     ///
-    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_export` (400), `create_post` (400), `update_post` (400), `update_user` (400).
+    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_export` (400), `create_post` (400), `update_post` (400), `update_user` (400), `create_webhook` (400), `update_webhook` (400).
     ReadOnlyField,
     /// `REFRESH_TOKEN_REUSED`: A rotated-away refresh token was presented again; every session of the user is revoked.
     ///
@@ -135,23 +135,23 @@ pub enum ProblemCode {
     RefreshTokenReused,
     /// `REQUEST_TIMEOUT`: The request body did not arrive within `HTTP_BODY_TIMEOUT`.
     ///
-    /// Declared by `patch_airport` (408), `put_airport` (408), `login_user` (408), `logout_user` (408), `refresh_session` (408), `register_user` (408), `create_export` (408), `create_post` (408), `update_post` (408), `update_user` (408).
+    /// Declared by `patch_airport` (408), `put_airport` (408), `login_user` (408), `logout_user` (408), `refresh_session` (408), `register_user` (408), `create_export` (408), `create_post` (408), `update_post` (408), `update_user` (408), `create_webhook` (408), `update_webhook` (408).
     RequestTimeout,
     /// `SERVICE_UNAVAILABLE`: Overloaded, draining or a dependency is down; retry after `Retry-After`.
     ///
-    /// Declared by `list_airports` (503), `delete_airport` (503), `get_airport` (503), `patch_airport` (503), `put_airport` (503), `login_user` (503), `logout_user` (503), `refresh_session` (503), `register_user` (503), `list_events` (503), `get_event` (503), `create_export` (503), `get_export_file` (503), `cancel_operation` (503), `get_operation` (503), `list_posts` (503), `create_post` (503), `delete_post` (503), `get_post` (503), `update_post` (503), `list_users` (503), `get_current_user` (503), `get_user` (503), `update_user` (503).
+    /// Declared by `list_airports` (503), `delete_airport` (503), `get_airport` (503), `patch_airport` (503), `put_airport` (503), `login_user` (503), `logout_user` (503), `refresh_session` (503), `register_user` (503), `list_events` (503), `get_event` (503), `create_export` (503), `get_export_file` (503), `cancel_operation` (503), `get_operation` (503), `list_posts` (503), `create_post` (503), `delete_post` (503), `get_post` (503), `update_post` (503), `list_users` (503), `get_current_user` (503), `get_user` (503), `update_user` (503), `list_webhooks` (503), `create_webhook` (503), `delete_webhook` (503), `get_webhook` (503), `update_webhook` (503), `list_webhook_deliveries` (503), `rotate_webhook_secret` (503), `test_webhook` (503).
     ServiceUnavailable,
     /// `UNAUTHENTICATED`: A valid bearer access token is required.
     ///
-    /// Declared by `delete_airport` (401), `patch_airport` (401), `put_airport` (401), `logout_user` (401), `list_events` (401), `get_event` (401), `create_export` (401), `get_export_file` (401), `cancel_operation` (401), `get_operation` (401), `list_posts` (401), `create_post` (401), `delete_post` (401), `get_post` (401), `update_post` (401), `list_users` (401), `get_current_user` (401), `get_user` (401), `update_user` (401).
+    /// Declared by `delete_airport` (401), `patch_airport` (401), `put_airport` (401), `logout_user` (401), `list_events` (401), `get_event` (401), `create_export` (401), `get_export_file` (401), `cancel_operation` (401), `get_operation` (401), `list_posts` (401), `create_post` (401), `delete_post` (401), `get_post` (401), `update_post` (401), `list_users` (401), `get_current_user` (401), `get_user` (401), `update_user` (401), `list_webhooks` (401), `create_webhook` (401), `delete_webhook` (401), `get_webhook` (401), `update_webhook` (401), `list_webhook_deliveries` (401), `rotate_webhook_secret` (401), `test_webhook` (401).
     Unauthenticated,
     /// `UNKNOWN_FIELD`: The body has a field the schema does not define.
     ///
-    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_export` (400), `create_post` (400), `update_post` (400), `update_user` (400).
+    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_export` (400), `create_post` (400), `update_post` (400), `update_user` (400), `create_webhook` (400), `update_webhook` (400).
     UnknownField,
     /// `UNSUPPORTED_MEDIA_TYPE`: Unsupported or missing `Content-Type`.
     ///
-    /// Declared by `patch_airport` (415), `put_airport` (415), `login_user` (415), `logout_user` (415), `refresh_session` (415), `register_user` (415), `create_export` (415), `create_post` (415), `update_post` (415), `update_user` (415).
+    /// Declared by `patch_airport` (415), `put_airport` (415), `login_user` (415), `logout_user` (415), `refresh_session` (415), `register_user` (415), `create_export` (415), `create_post` (415), `update_post` (415), `update_user` (415), `create_webhook` (415), `update_webhook` (415).
     UnsupportedMediaType,
     /// `URI_TOO_LONG`: The request-target is longer than 8 KiB.
     ///
@@ -167,15 +167,15 @@ pub enum ProblemCode {
     UserNotFound,
     /// `VALIDATION_FAILED`: A value breaks the schema (type, length, pattern, range); see `errors`.
     ///
-    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_export` (400), `create_post` (400), `update_post` (400), `update_user` (400).
+    /// Declared by `patch_airport` (400), `put_airport` (400), `login_user` (400), `logout_user` (400), `refresh_session` (400), `register_user` (400), `create_export` (400), `create_post` (400), `update_post` (400), `update_user` (400), `create_webhook` (400), `update_webhook` (400).
     ValidationFailed,
     /// `WEBHOOK_NOT_FOUND`: No such webhook endpoint.
     ///
-    /// Raised for requests that match no operation, or malformed ones.
+    /// Declared by `get_webhook` (404), `update_webhook` (404), `list_webhook_deliveries` (404), `rotate_webhook_secret` (404), `test_webhook` (404).
     WebhookNotFound,
     /// `WEBHOOK_URL_FORBIDDEN`: The webhook URL is not allowed: not https in production, or it resolves to a loopback, private, link-local or metadata address.
     ///
-    /// Raised for requests that match no operation, or malformed ones.
+    /// Declared by `create_webhook` (400), `update_webhook` (400).
     WebhookUrlForbidden,
     /// A code this version of the SDK does not know.
     Other(String),
@@ -371,5 +371,5 @@ impl<'de> serde::Deserialize<'de> for ProblemCode {
 }
 crate::paginated! {
     v2 : ListAirports => Airport, ListEvents => Event, ListPosts => Post, ListUsers =>
-    User
+    User, ListWebhooks => Webhook, ListWebhookDeliveries => WebhookDelivery
 }

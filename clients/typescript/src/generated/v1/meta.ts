@@ -409,6 +409,104 @@ export interface OperationProblemCodes {
       503: "SERVICE_UNAVAILABLE";
     };
   };
+  "/v1/webhooks": {
+    get: {
+      400: "INVALID_PARAMETER" | "INVALID_CURSOR";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      406: "NOT_ACCEPTABLE";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+    post: {
+      400: "VALIDATION_FAILED" | "MISSING_FIELD" | "UNKNOWN_FIELD" | "READ_ONLY_FIELD" | "INVALID_JSON" | "WEBHOOK_URL_FORBIDDEN";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      406: "NOT_ACCEPTABLE";
+      408: "REQUEST_TIMEOUT";
+      411: "LENGTH_REQUIRED";
+      413: "PAYLOAD_TOO_LARGE";
+      415: "UNSUPPORTED_MEDIA_TYPE";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+  };
+  "/v1/webhooks/{id}": {
+    delete: {
+      400: "INVALID_PARAMETER";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      406: "NOT_ACCEPTABLE";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+    get: {
+      400: "INVALID_PARAMETER";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      404: "WEBHOOK_NOT_FOUND";
+      406: "NOT_ACCEPTABLE";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+    patch: {
+      400: "VALIDATION_FAILED" | "MISSING_FIELD" | "UNKNOWN_FIELD" | "READ_ONLY_FIELD" | "INVALID_JSON" | "INVALID_PARAMETER" | "WEBHOOK_URL_FORBIDDEN";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      404: "WEBHOOK_NOT_FOUND";
+      406: "NOT_ACCEPTABLE";
+      408: "REQUEST_TIMEOUT";
+      411: "LENGTH_REQUIRED";
+      412: "PRECONDITION_FAILED";
+      413: "PAYLOAD_TOO_LARGE";
+      415: "UNSUPPORTED_MEDIA_TYPE";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+  };
+  "/v1/webhooks/{id}/deliveries": {
+    get: {
+      400: "INVALID_PARAMETER" | "INVALID_CURSOR";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      404: "WEBHOOK_NOT_FOUND";
+      406: "NOT_ACCEPTABLE";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+  };
+  "/v1/webhooks/{id}/rotate-secret": {
+    post: {
+      400: "INVALID_PARAMETER";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      404: "WEBHOOK_NOT_FOUND";
+      406: "NOT_ACCEPTABLE";
+      411: "LENGTH_REQUIRED";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+  };
+  "/v1/webhooks/{id}/test": {
+    post: {
+      400: "INVALID_PARAMETER";
+      401: "UNAUTHENTICATED";
+      403: "FORBIDDEN";
+      404: "WEBHOOK_NOT_FOUND";
+      406: "NOT_ACCEPTABLE";
+      411: "LENGTH_REQUIRED";
+      429: "RATE_LIMITED";
+      500: "INTERNAL_ERROR";
+      503: "SERVICE_UNAVAILABLE";
+    };
+  };
 }
 
 /** Operations (`METHOD /path/template`) that honour an `Idempotency-Key`: safe to retry with one. */
@@ -418,5 +516,5 @@ export const idempotencyKeyOperations: readonly string[] = ["POST /v1/exports","
 export const authPaths = { login: "/v1/auth/login", refresh: "/v1/auth/refresh" } as const;
 
 /** Paginated lists: `{ data, nextLink }` pages with a `cursor` parameter. */
-export const listPaths = ["/v1/airports","/v1/events","/v1/posts","/v1/users"] as const;
+export const listPaths = ["/v1/airports","/v1/events","/v1/posts","/v1/users","/v1/webhooks","/v1/webhooks/{id}/deliveries"] as const;
 export type ListPath = (typeof listPaths)[number];

@@ -421,6 +421,124 @@ export interface paths {
         patch: operations["update_user"];
         trace?: never;
     };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List webhook endpoints
+         * @description ADMIN only. Newest first, cursor-paginated.
+         */
+        get: operations["list_webhooks"];
+        put?: never;
+        /**
+         * Create a webhook endpoint
+         * @description ADMIN only. The answer carries the signing secret, shown only here. The URL is refused
+         *     (400 `WEBHOOK_URL_FORBIDDEN`) when it is not https in production or resolves to a
+         *     loopback, private, link-local or metadata address (unless `WEBHOOK_ALLOW_PRIVATE`).
+         */
+        post: operations["create_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a webhook endpoint
+         * @description ADMIN only. Never shows the secret.
+         */
+        get: operations["get_webhook"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook endpoint
+         * @description ADMIN only. Answers the deleted endpoint, or 204 when there is none, so a retried
+         *     DELETE never sees 404. Its delivery log goes with it.
+         */
+        delete: operations["delete_webhook"];
+        options?: never;
+        head?: never;
+        /**
+         * Update a webhook endpoint
+         * @description ADMIN only. JSON merge-patch of `url`, `eventTypes`, `description`, `enabled` and
+         *     `apiVersion`; with `If-Match`, only to that version (412 otherwise).
+         */
+        patch: operations["update_webhook"];
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a webhook endpoint's deliveries
+         * @description ADMIN only. One entry per attempt, newest first, cursor-paginated.
+         */
+        get: operations["list_webhook_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a webhook endpoint's secret
+         * @description ADMIN only. Answers the new secret; for 24 hours deliveries carry two signatures, one
+         *     with the new secret and one with the previous.
+         */
+        post: operations["rotate_webhook_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a test event
+         * @description ADMIN only. Records a `webhook.test` event and delivers it to this endpoint only (even
+         *     when disabled), like any other delivery.
+         */
+        post: operations["test_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -554,6 +672,57 @@ export interface components {
              * @example Hello, Herald
              */
             title: string;
+        };
+        /**
+         * CreateWebhookRequest
+         * @description A new webhook endpoint. `apiVersion` defaults to the version of the request's path.
+         */
+        CreateWebhookRequest: {
+            apiVersion?: components["schemas"]["WebhookApiVersion"];
+            /** @description What the endpoint is for. */
+            description?: string;
+            /** @description The event types to deliver (at least one). */
+            eventTypes: components["schemas"]["EventType"][];
+            /**
+             * Format: uri
+             * @description Where to POST events: http(s); https in production.
+             * @example https://example.com/hooks/herald
+             */
+            url: string;
+        };
+        /**
+         * CreatedWebhook
+         * @description A webhook endpoint just created, with its signing secret: shown only in this answer.
+         */
+        CreatedWebhook: {
+            apiVersion: components["schemas"]["WebhookApiVersion"];
+            /**
+             * Format: date-time
+             * @description When the resource was created (RFC 3339, UTC).
+             */
+            createdAt: string;
+            /** @description What the endpoint is for. */
+            description?: string | null;
+            /** @description Disabled endpoints receive nothing (a receiver answering 410 disables its endpoint). */
+            enabled: boolean;
+            /** @description The strong ETag of this representation, quotes included (as in the `ETag` header). */
+            etag: string;
+            /** @description The event types delivered to this endpoint. */
+            eventTypes: components["schemas"]["EventType"][];
+            /**
+             * Format: uuid
+             * @description The resource's id (a UUIDv7: time-ordered).
+             */
+            id: string;
+            /** @description `whsec_` + base64 of 32 random bytes: the HMAC-SHA256 key of `webhook-signature`. */
+            secret: string;
+            /**
+             * Format: date-time
+             * @description When the resource last changed (RFC 3339, UTC).
+             */
+            updatedAt: string;
+            /** @description Where events are POSTed. */
+            url: string;
         };
         /** @enum {string} */
         DependencyStatus: "ok" | "degraded" | "down";
@@ -956,6 +1125,154 @@ export interface components {
             /** @description Family name (optional). */
             lastName?: string | null;
             role?: components["schemas"]["Role"];
+        };
+        /**
+         * Webhook
+         * @description A webhook endpoint (never its secret).
+         */
+        Webhook: {
+            apiVersion: components["schemas"]["WebhookApiVersion"];
+            /**
+             * Format: date-time
+             * @description When the resource was created (RFC 3339, UTC).
+             */
+            createdAt: string;
+            /** @description What the endpoint is for. */
+            description?: string | null;
+            /** @description Disabled endpoints receive nothing (a receiver answering 410 disables its endpoint). */
+            enabled: boolean;
+            /** @description The strong ETag of this representation, quotes included (as in the `ETag` header). */
+            etag: string;
+            /** @description The event types delivered to this endpoint. */
+            eventTypes: components["schemas"]["EventType"][];
+            /**
+             * Format: uuid
+             * @description The resource's id (a UUIDv7: time-ordered).
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When the resource last changed (RFC 3339, UTC).
+             */
+            updatedAt: string;
+            /** @description Where events are POSTed. */
+            url: string;
+        };
+        /**
+         * @description The API version whose representation an endpoint receives events in.
+         * @enum {string}
+         */
+        WebhookApiVersion: "v1" | "v2";
+        /**
+         * WebhookDelivery
+         * @description One attempt to deliver one event to the endpoint.
+         */
+        WebhookDelivery: {
+            /**
+             * Format: int32
+             * @description 1 for the first attempt.
+             */
+            attempt: number;
+            /**
+             * Format: date-time
+             * @description When the resource was created (RFC 3339, UTC).
+             */
+            createdAt: string;
+            /**
+             * Format: int64
+             * @description How long the attempt took, in milliseconds.
+             */
+            durationMs?: number | null;
+            /** @description Why the attempt failed. */
+            error?: string | null;
+            /**
+             * Format: uuid
+             * @description The event delivered (the `webhook-id` header).
+             */
+            eventId: string;
+            /**
+             * Format: uuid
+             * @description The resource's id (a UUIDv7: time-ordered).
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When a pending attempt is due, or when a failed one is retried; `null` when none is.
+             */
+            nextAttemptAt?: string | null;
+            /**
+             * Format: int32
+             * @description The receiver's HTTP status, if it answered.
+             */
+            responseStatus?: number | null;
+            status: components["schemas"]["WebhookDeliveryStatus"];
+        };
+        /**
+         * WebhookDeliveryPage
+         * @description A page of delivery attempts, newest first.
+         */
+        WebhookDeliveryPage: {
+            /** @description The page's items, in the list's order. */
+            data: components["schemas"]["WebhookDelivery"][];
+            /** @description The next page's path and query, or `null` on the last page. */
+            nextLink?: string | null;
+        };
+        /**
+         * @description The state of one delivery attempt.
+         * @enum {string}
+         */
+        WebhookDeliveryStatus: "pending" | "succeeded" | "failed";
+        /**
+         * WebhookPage
+         * @description A page of webhook endpoints, newest first.
+         */
+        WebhookPage: {
+            /** @description The page's items, in the list's order. */
+            data: components["schemas"]["Webhook"][];
+            /** @description The next page's path and query, or `null` on the last page. */
+            nextLink?: string | null;
+        };
+        /**
+         * WebhookPatchRequest
+         * @description Changes to a webhook endpoint (JSON merge-patch): absent fields stay, `null` clears the
+         *     description.
+         */
+        WebhookPatchRequest: {
+            apiVersion?: components["schemas"]["WebhookApiVersion"];
+            /** @description `null` clears it. */
+            description?: string | null;
+            /** @description Enable or disable deliveries. */
+            enabled?: boolean;
+            /** @description The event types delivered to this endpoint. */
+            eventTypes?: components["schemas"]["EventType"][];
+            /**
+             * Format: uri
+             * @description A new URL, checked like a new endpoint's.
+             * @example https://example.com/hooks/herald
+             */
+            url?: string;
+        };
+        /**
+         * WebhookSecret
+         * @description A new signing secret.
+         */
+        WebhookSecret: {
+            /**
+             * @description `whsec_` + base64 of 32 random bytes. The previous secret keeps signing (a second
+             *     signature) for 24 hours.
+             */
+            secret: string;
+        };
+        /**
+         * WebhookTestAccepted
+         * @description A test send was queued.
+         */
+        WebhookTestAccepted: {
+            /**
+             * Format: uuid
+             * @description The `webhook.test` event that will be delivered (its `webhook-id`).
+             */
+            eventId: string;
         };
     };
     responses: never;
@@ -7700,6 +8017,2052 @@ export interface operations {
             };
             /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
             415: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
+            500: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
+            503: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_webhooks: {
+        parameters: {
+            query?: {
+                /** @description Page size (1–100). */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `nextLink`. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of endpoints. */
+            200: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookPage"];
+                };
+            };
+            /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
+            401: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The authentication scheme: `Bearer`. */
+                    "WWW-Authenticate": string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed (`FORBIDDEN`). */
+            403: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
+            406: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
+            500: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
+            503: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhookRequest"];
+            };
+        };
+        responses: {
+            /** @description The endpoint was created; its secret is shown only here. */
+            201: {
+                headers: {
+                    ETag: string;
+                    /** @description `/v{n}/webhooks/{id}` */
+                    Location: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedWebhook"];
+                };
+            };
+            /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
+            401: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The authentication scheme: `Bearer`. */
+                    "WWW-Authenticate": string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed (`FORBIDDEN`). */
+            403: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
+            406: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
+            408: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
+            411: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
+            413: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
+            415: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
+            500: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
+            503: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_webhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` the client has (or `*` on PUT: create only). A GET answers 304 when it is current. */
+                "If-None-Match"?: string;
+            };
+            path: {
+                /** @description The endpoint's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint. */
+            200: {
+                headers: {
+                    ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description The client's copy (`If-None-Match`) is current. */
+            304: {
+                headers: {
+                    ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
+            401: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The authentication scheme: `Bearer`. */
+                    "WWW-Authenticate": string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed (`FORBIDDEN`). */
+            403: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource. */
+            404: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
+            406: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
+            500: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
+            503: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint was deleted; here is what it was. */
+            200: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description No such endpoint (already deleted or never existed). */
+            204: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
+            401: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The authentication scheme: `Bearer`. */
+                    "WWW-Authenticate": string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed (`FORBIDDEN`). */
+            403: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
+            406: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
+            500: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
+            503: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_webhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Apply the write only to this version (the `ETag` of the resource as the client has it); 412 otherwise. */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description The endpoint's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": components["schemas"]["WebhookPatchRequest"];
+            };
+        };
+        responses: {
+            /** @description The updated endpoint. */
+            200: {
+                headers: {
+                    ETag: string;
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
+            401: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The authentication scheme: `Bearer`. */
+                    "WWW-Authenticate": string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed (`FORBIDDEN`). */
+            403: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource. */
+            404: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
+            406: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body did not arrive within `HTTP_BODY_TIMEOUT` (`REQUEST_TIMEOUT`); the connection is closed. */
+            408: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
+            411: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `If-Match` / `If-None-Match` precondition failed (`PRECONDITION_FAILED`). */
+            412: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the configured limit (`PAYLOAD_TOO_LARGE`). */
+            413: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`). */
+            415: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
+            500: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
+            503: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_webhook_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Page size (1–100). */
+                limit?: number;
+                /** @description Opaque cursor from a previous page's `nextLink`. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The endpoint's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of delivery attempts. */
+            200: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryPage"];
+                };
+            };
+            /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
+            401: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The authentication scheme: `Bearer`. */
+                    "WWW-Authenticate": string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed (`FORBIDDEN`). */
+            403: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource. */
+            404: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
+            406: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
+            500: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
+            503: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotate_webhook_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret. */
+            200: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
+            401: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The authentication scheme: `Bearer`. */
+                    "WWW-Authenticate": string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed (`FORBIDDEN`). */
+            403: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource. */
+            404: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
+            406: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
+            411: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded (`RATE_LIMITED`; see `Retry-After`). */
+            429: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (`INTERNAL_ERROR`); quote `requestId` when reporting it. */
+            500: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, draining, or a dependency is down (`SERVICE_UNAVAILABLE`; see `Retry-After`). */
+            503: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    test_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A `webhook.test` event was recorded and will be delivered to this endpoint only. */
+            202: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookTestAccepted"];
+                };
+            };
+            /** @description Invalid input: `VALIDATION_FAILED`, `MISSING_FIELD`, `UNKNOWN_FIELD`, `READ_ONLY_FIELD`, `INVALID_JSON`, `INVALID_PARAMETER` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid credentials (`WWW-Authenticate: Bearer`). */
+            401: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The authentication scheme: `Bearer`. */
+                    "WWW-Authenticate": string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed (`FORBIDDEN`). */
+            403: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource. */
+            404: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `Accept` header excludes JSON (`NOT_ACCEPTABLE`). */
+            406: {
+                headers: {
+                    /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
+                    RateLimit?: string;
+                    /** @description The limit that applies (requests per window). */
+                    "RateLimit-Limit"?: string;
+                    /** @description The limit as the IETF draft writes it: `"name";q=<limit>;w=<window seconds>`. */
+                    "RateLimit-Policy"?: string;
+                    /** @description Requests left in the current window. */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until the window resets. */
+                    "RateLimit-Reset"?: string;
+                    /** @description The problem's `code`. */
+                    "X-Error-Code": string;
+                    /** @description The request's id (the caller's, when it sent a sane one); quote it when reporting a problem. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Neither `Content-Length` nor a chunked body (`LENGTH_REQUIRED`); send `Content-Length: 0` for an empty body. */
+            411: {
                 headers: {
                     /** @description The state as the IETF draft writes it: `"name";r=<remaining>;t=<reset seconds>`. */
                     RateLimit?: string;
