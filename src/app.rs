@@ -9,7 +9,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api,
-    auth::{jwt::JwtKeys, password::PasswordHasher},
     cache::{Cache, ratelimit::RateLimiter, redis::Redis},
     config::Settings,
     db::{self, Db},
@@ -25,6 +24,7 @@ use crate::{
         runner::{JobsWake, RunnerSettings},
     },
     metrics,
+    security::{jwt::JwtKeys, password::PasswordHasher},
     state::{AppState, Lifecycle, Phase, Services},
 };
 

@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod log_files;
 pub mod metrics;
 pub mod posts;
+pub mod security;
 pub mod seed;
 pub mod state;
 pub mod telemetry;

@@ -8,13 +8,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
 
 use crate::{
-    auth::{password::PasswordHasher, rbac::Role},
     db::{
         Db,
         schema::{post_tags, posts, users},
     },
     error::{AppError, AppResult},
     posts::model::{NewPostRow, PostStatus},
+    security::{password::PasswordHasher, rbac::Role},
     users::{model::NewUserRow, repo as users_repo},
 };
 

@@ -7,11 +7,11 @@ use std::sync::{
 };
 
 use crate::{
-    auth::{jwt::JwtKeys, password::PasswordHasher},
     cache::{Cache, ratelimit::RateLimiter, redis::Redis},
     config::Settings,
     db::Db,
     jobs::runner::JobsWake,
+    security::{jwt::JwtKeys, password::PasswordHasher},
 };
 
 #[derive(Clone)]

@@ -9,12 +9,12 @@ use super::{
     repo,
 };
 use crate::{
-    auth::rbac::{Actor, Permission},
     error::{AppError, AppResult, Resource},
     http::{
         conditional::{Preconditions, etag_of},
         types::DomainString,
     },
+    security::rbac::{Actor, Permission},
     state::AppState,
 };
 

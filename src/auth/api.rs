@@ -8,7 +8,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{rbac::Role, service};
+use super::service;
 use crate::{
     config::Settings,
     http::{
@@ -20,6 +20,7 @@ use crate::{
         problem::{ApiError, error_statuses},
         version::ApiVersion,
     },
+    security::rbac::Role,
     state::AppState,
     users::model::{Email, Password, PersonName, User, Username},
 };

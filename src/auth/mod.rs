@@ -1,9 +1,6 @@
-//! Authentication: access tokens (`jwt`), password hashing (`password`), roles and permissions
-//! (`rbac`), refresh-token sessions (`service`, `repo`) and the `/v1/auth` endpoints (`api`).
+//! Authentication as a resource: refresh-token sessions (`service`, `repo`) and the
+//! `/v{n}/auth` endpoints (`api`), on the primitives of `security` (tokens, passwords, roles).
 
 pub mod api;
-pub mod jwt;
-pub mod password;
-pub mod rbac;
 pub mod repo;
 pub mod service;

@@ -14,16 +14,16 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{
-    jwt::TokenSubject,
-    password,
-    rbac::{Actor, Role},
-    repo::{self, NewRefreshToken},
-};
+use super::repo::{self, NewRefreshToken};
 use crate::{
     cache::ratelimit::Bucket,
     error::{AppError, AppResult},
     http::types::DomainString,
+    security::{
+        jwt::TokenSubject,
+        password,
+        rbac::{Actor, Role},
+    },
     state::AppState,
     users::{
         model::{Email, NewUserRow, Password, PersonName, UserRow, Username},

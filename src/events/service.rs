@@ -11,7 +11,6 @@ use super::{
     repo,
 };
 use crate::{
-    auth::rbac::{Actor, Permission},
     error::{AppError, AppResult, Resource},
     http::pagination::{decode_cursor, split_page},
     jobs::{
@@ -19,6 +18,7 @@ use crate::{
         repo::{NewJob, enqueue},
     },
     posts::model::Post,
+    security::rbac::{Actor, Permission},
     state::AppState,
 };
 

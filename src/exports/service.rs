@@ -12,13 +12,13 @@ use super::{
     repo,
 };
 use crate::{
-    auth::rbac::{Actor, Permission},
     error::{AppError, AppResult, Resource},
     events::service::Representation,
     jobs::{
         JobKind,
         repo::{NewJob, enqueue},
     },
+    security::rbac::{Actor, Permission},
     state::AppState,
 };
 

@@ -16,8 +16,8 @@ use super::{
     problem::Problem,
 };
 use crate::{
-    auth::{jwt::Claims, rbac::Actor},
     error::AppError,
+    security::{jwt::Claims, rbac::Actor},
     state::AppState,
 };
 

@@ -34,9 +34,9 @@ use super::{
     version::{is_auth_path, version_of},
 };
 use crate::{
-    auth::jwt::Claims,
     cache::ratelimit::Decision,
     metrics,
+    security::jwt::Claims,
     state::AppState,
     telemetry::{
         REQUEST_ID,

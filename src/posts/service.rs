@@ -19,7 +19,6 @@ use super::{
     repo::{self, ListQuery, PostChanges, Visibility},
 };
 use crate::{
-    auth::rbac::{Actor, Permission},
     cache::{CacheStatus, Cached},
     error::{AppError, AppResult, Resource},
     events::{model::EventType, service as events},
@@ -28,6 +27,7 @@ use crate::{
         pagination::{decode_cursor, split_page},
         types::DomainString,
     },
+    security::rbac::{Actor, Permission},
     state::AppState,
 };
 
@@ -397,7 +397,7 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::rbac::Role;
+    use crate::security::rbac::Role;
 
     fn actor(role: Role) -> Actor {
         Actor {

@@ -15,7 +15,6 @@ use super::{
     service::{self, UserPatch},
 };
 use crate::{
-    auth::rbac::Role,
     http::{
         ApiTags,
         auth::Auth,
@@ -26,6 +25,7 @@ use crate::{
         problem::{ApiError, error_statuses},
         version::ApiVersion,
     },
+    security::rbac::Role,
     state::AppState,
 };
 

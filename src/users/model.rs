@@ -10,12 +10,12 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    auth::rbac::Role,
     db::schema::users,
     http::{
         conditional::etag_of,
         types::{DomainString, bounded_text, openapi_string},
     },
+    security::rbac::Role,
 };
 
 /// An email address: one `@`, a non-empty local part, a dotted domain, no spaces; ≤ 254 chars.

@@ -9,12 +9,10 @@ use super::{
     repo::{self, UserChanges},
 };
 use crate::{
-    auth::{
-        rbac::{Actor, Permission, Role},
-        repo as tokens_repo,
-    },
+    auth::repo as tokens_repo,
     error::{AppError, AppResult, Resource},
     http::conditional::{Preconditions, etag_of},
+    security::rbac::{Actor, Permission, Role},
     state::AppState,
 };
 

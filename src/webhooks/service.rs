@@ -12,7 +12,6 @@ use super::{
     signing, ssrf,
 };
 use crate::{
-    auth::rbac::{Actor, Permission},
     error::{AppError, AppResult, Resource},
     events::{
         model::{Event, EventType},
@@ -24,6 +23,7 @@ use crate::{
         JobKind,
         repo::{NewJob, enqueue},
     },
+    security::rbac::{Actor, Permission},
     state::AppState,
 };
 

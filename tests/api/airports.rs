@@ -1,7 +1,7 @@
 //! `/v1/airports/*`: every row of the Airports table — PUT create/replace, merge-patch upsert,
 //! field mutability, conditional requests, delete, list order, admin-only writes.
 
-use herald::auth::rbac::Role;
+use herald::security::rbac::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use herald::{auth::rbac::Role, config::DEV_JWT_SECRET};
+use herald::{config::DEV_JWT_SECRET, security::rbac::Role};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -591,7 +591,7 @@ async fn a_login_upgrades_a_hash_made_with_older_parameters() {
 
 /// A token signed like the app's (development secret), with the given expiry.
 fn token_expiring_at(user: &crate::support::TestUser, exp: u64) -> String {
-    let claims = herald::auth::jwt::Claims {
+    let claims = herald::security::jwt::Claims {
         sub: user.id,
         email: user.email.clone(),
         username: user.username.clone(),
@@ -638,7 +638,7 @@ async fn a_remembered_access_token_is_refused_once_it_expires() {
 async fn the_verified_token_cache_is_bounded() {
     let app = TestApp::with(Options::default().env("RATE_LIMIT_ENABLED", "false")).await;
     let user = app.user(Role::User).await;
-    let bound = herald::auth::jwt::MAX_REMEMBERED_TOKENS;
+    let bound = herald::security::jwt::MAX_REMEMBERED_TOKENS;
     let exp = jsonwebtoken::get_current_timestamp() + 600;
     let tokens: Vec<String> = (0..bound + 500)
         .map(|_| token_expiring_at(&user, exp))

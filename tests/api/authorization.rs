@@ -3,7 +3,7 @@
 //! matrix runs once per version). A new operation without a row fails
 //! `every_operation_has_a_row_and_every_row_an_operation`.
 
-use herald::auth::rbac::Role;
+use herald::security::rbac::Role;
 use serde_json::{Value, json};
 
 use crate::support::{PASSWORD, TestApp, TestUser};

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use herald::auth::rbac::Role;
+use herald::security::rbac::Role;
 use serde_json::Value;
 
 use crate::support::{Options, TestApp};

@@ -1,6 +1,6 @@
 //! Conditional requests under concurrency: many writers with one `If-Match`, exactly one wins.
 
-use herald::auth::rbac::Role;
+use herald::security::rbac::Role;
 use serde_json::{Value, json};
 
 use crate::support::{Options, TestApp};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use diesel::sql_query;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use herald::auth::rbac::Role;
+use herald::security::rbac::Role;
 use serde_json::Value;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},

@@ -1,7 +1,7 @@
 //! Errors poem raises itself, the conventions every response follows (problem+json,
 //! X-Request-Id, security headers), and the size, media type and Accept rules.
 
-use herald::auth::rbac::Role;
+use herald::security::rbac::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,7 +1,7 @@
 //! Events: one per committed post change, in the change's transaction, read by ADMINs in the
 //! representation of the version asked; none for a change that was rolled back.
 
-use herald::auth::rbac::Role;
+use herald::security::rbac::Role;
 use serde_json::{Value, json};
 
 use crate::support::{Options, TestApp, TestUser, assert_problem};

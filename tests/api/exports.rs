@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use diesel::sql_query;
 use diesel_async::RunQueryDsl;
-use herald::auth::rbac::Role;
+use herald::security::rbac::Role;
 use serde_json::{Value, json};
 
 use crate::support::{Options, TestApp, TestUser, assert_problem};

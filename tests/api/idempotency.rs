@@ -1,7 +1,7 @@
 //! `Idempotency-Key` on `POST /v1/posts`: replay byte for byte, 422 for another body, 409 while
 //! in progress, per user, surviving a restart, released after an error, purged when expired.
 
-use herald::{auth::rbac::Role, housekeeping};
+use herald::{housekeeping, security::rbac::Role};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

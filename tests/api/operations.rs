@@ -7,8 +7,8 @@ use std::{
 };
 
 use herald::{
-    auth::{jwt::JwtKeys, rbac::Role},
     housekeeping,
+    security::{jwt::JwtKeys, rbac::Role},
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use herald::auth::rbac::Role;
+use herald::security::rbac::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use herald::auth::rbac::Role;
+use herald::security::rbac::Role;
 use serde_json::json;
 
 use crate::support::{Options, PASSWORD, TestApp, assert_problem};

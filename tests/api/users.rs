@@ -1,6 +1,6 @@
 //! `/v1/users/*`: the caller, the admin list, IDOR, merge-patch role rules, deactivation.
 
-use herald::auth::rbac::Role;
+use herald::security::rbac::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -3,7 +3,7 @@
 //! hold each representation and a write invalidates both, v2's own rules (tags, statuses,
 //! `publishedAt`), the unchanged resources under `/v2`, and v1's deprecation headers.
 
-use herald::auth::rbac::Role;
+use herald::security::rbac::Role;
 use serde_json::{Value, json};
 
 use crate::support::{Options, TestApp, TestUser, assert_problem, error_fields};

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use herald::auth::rbac::Role;
+use herald::security::rbac::Role;
 use poem::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use tokio::{

@@ -20,7 +20,7 @@ use diesel_async::{
     AsyncPgConnection, RunQueryDsl,
     pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod, bb8::Pool},
 };
-use herald::{auth::password, db::schema::posts, posts::model::Post};
+use herald::{db::schema::posts, posts::model::Post, security::password};
 use poem::{
     EndpointExt, Response, Route, Server, get, handler,
     http::StatusCode,
@@ -227,7 +227,7 @@ fn error(status: StatusCode, err: &dyn std::fmt::Display) -> Response {
 // argon2 ceiling
 // ---------------------------------------------------------------------------------------------
 
-/// Hashes a password with Herald's own code and parameters (`herald::auth::password`) and times
+/// Hashes a password with Herald's own code and parameters (`herald::security::password`) and times
 /// `iterations` verifications of it on this thread, reusing one working-memory buffer as Herald
 /// does; with `threads` > 0, then runs `threads` threads of `iterations` verifications each and
 /// reports their combined rate.

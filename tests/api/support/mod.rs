@@ -14,11 +14,11 @@ use diesel::sql_query;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use herald::{
     app::{self, Server},
-    auth::{
+    config::Settings,
+    security::{
         jwt::{JwtKeys, TokenSubject},
         rbac::Role,
     },
-    config::Settings,
     state::AppState,
     users::{model::NewUserRow, repo as users_repo},
 };
@@ -476,7 +476,7 @@ pub async fn insert_user(conn: &mut AsyncPgConnection, keys: &JwtKeys, role: Rol
 pub async fn password_hash() -> &'static str {
     static HASH: OnceCell<String> = OnceCell::const_new();
     HASH.get_or_init(|| async {
-        herald::auth::password::PasswordHasher::new(1)
+        herald::security::password::PasswordHasher::new(1)
             .hash(PASSWORD)
             .await
             .expect("hash")
