@@ -11,6 +11,9 @@ CREATE TABLE operations (
     -- A problem+json body when the operation failed.
     error            jsonb,
     result_count     bigint,
+    -- The job run (its claim number) that owns the file: only that run may write chunks,
+    -- progress and the final status, so a run that was taken over cannot touch the file.
+    run              integer NOT NULL DEFAULT 0,
     created_at       timestamptz NOT NULL,
     updated_at       timestamptz NOT NULL,
     expires_at       timestamptz NOT NULL
@@ -19,7 +22,8 @@ CREATE INDEX operations_expires_at ON operations (expires_at);
 
 CREATE TABLE export_chunks (
     operation_id uuid NOT NULL REFERENCES operations (id) ON DELETE CASCADE,
+    run          integer NOT NULL,
     seq          integer NOT NULL,
     data         bytea NOT NULL,
-    PRIMARY KEY (operation_id, seq)
+    PRIMARY KEY (operation_id, run, seq)
 );

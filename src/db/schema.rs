@@ -22,8 +22,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    export_chunks (operation_id, seq) {
+    export_chunks (operation_id, run, seq) {
         operation_id -> Uuid,
+        run -> Int4,
         seq -> Int4,
         data -> Bytea,
     }
@@ -70,6 +71,7 @@ diesel::table! {
         percent_complete -> Int4,
         error -> Nullable<Jsonb>,
         result_count -> Nullable<Int8>,
+        run -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         expires_at -> Timestamptz,

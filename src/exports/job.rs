@@ -1,4 +1,6 @@
 //! The export job: writes the owner's posts, oldest first, in keyset batches, as NDJSON chunks.
+//! Each run of the job (a claim: `job.attempts`) owns the file through `operations.run`; a run
+//! that was taken over finds it no longer owns the operation and removes what it wrote.
 
 use uuid::Uuid;
 
@@ -15,7 +17,7 @@ use crate::{
 const BATCH: i64 = 500;
 /// A chunk is written once this many bytes are buffered.
 const CHUNK_BYTES: usize = 256 * 1024;
-/// Runs (crashes included) before an export is marked failed.
+/// Runs (crashes included: a run that never returned counts) before an export fails.
 const MAX_ATTEMPTS: i32 = 3;
 
 pub async fn run(state: &AppState, job: &Job) -> Outcome {
@@ -29,30 +31,45 @@ pub async fn run(state: &AppState, job: &Job) -> Outcome {
             error: format!("export job {} has no operationId", job.id),
         };
     };
-    match export(state, id).await {
+    if job.attempts > MAX_ATTEMPTS {
+        // Earlier runs died without returning (killed, out of memory): give up.
+        return give_up(state, id, job, "its runs kept dying".into()).await;
+    }
+    match export(state, id, job.attempts).await {
         Ok(()) => Outcome::Done,
         Err(err) if job.attempts < MAX_ATTEMPTS => Outcome::transient(&err, job.attempts),
-        Err(err) => {
-            tracing::error!(operation.id = %id, error = %err.chain(), "export failed for good");
-            let failure = Failure {
-                code: "INTERNAL_ERROR".into(),
-                detail: "The export failed; it can be started again.".into(),
-            };
-            let stored = serde_json::to_value(&failure).ok();
-            if let Ok(mut conn) = state.db.conn().await {
-                let _ = repo::set_status_unless_finished(
-                    &mut conn,
-                    id,
-                    OperationStatus::Failed,
-                    0,
-                    None,
-                    stored,
-                )
-                .await;
-                let _ = repo::delete_chunks(&mut conn, id).await;
-            }
-            Outcome::Failed { error: err.chain() }
-        }
+        Err(err) => give_up(state, id, job, err.chain()).await,
+    }
+}
+
+/// Marks the operation failed (its file removed); retried later if even that cannot be done,
+/// so the operation never stays `running` until it expires.
+async fn give_up(state: &AppState, id: Uuid, job: &Job, error: String) -> Outcome {
+    tracing::error!(operation.id = %id, error, "export failed for good");
+    let failure = Failure {
+        code: "INTERNAL_ERROR".into(),
+        detail: "The export failed; it can be started again.".into(),
+    };
+    let recorded = async {
+        let mut conn = state.db.conn().await?;
+        let stored = serde_json::to_value(&failure)
+            .map_err(|e| AppError::internal_from("storing a failure", e))?;
+        repo::set_status_unless_finished(
+            &mut conn,
+            id,
+            None,
+            OperationStatus::Failed,
+            0,
+            None,
+            Some(stored),
+        )
+        .await?;
+        repo::delete_chunks(&mut conn, id, None).await
+    }
+    .await;
+    match recorded {
+        Ok(_) => Outcome::Failed { error },
+        Err(err) => Outcome::transient(&err, job.attempts),
     }
 }
 
@@ -63,30 +80,21 @@ fn render(representation: Representation, post: &posts::model::Post) -> AppResul
     }
 }
 
-/// Writes the file from the start (chunks of an earlier, interrupted run are removed first).
-/// Returns early, removing what it wrote, when the operation was canceled.
-async fn export(state: &AppState, id: Uuid) -> AppResult<()> {
+/// Writes the file as run `run`. Returns early, removing what it wrote, when the operation was
+/// canceled or another run took it over.
+async fn export(state: &AppState, id: Uuid, run: i32) -> AppResult<()> {
     let mut conn = state.db.conn().await?;
-    let Some(operation) = repo::find(&mut conn, id).await? else {
-        return Ok(()); // purged
+    let Some(operation) = repo::start_run(&mut conn, id, run).await? else {
+        return Ok(()); // finished, canceled, purged, or a later run owns it
     };
-    if operation.status.is_finished() {
-        return Ok(());
-    }
     let representation = Representation::parse(&operation.api_version).ok_or_else(|| {
         AppError::internal(format!(
             "export in unknown version {:?}",
             operation.api_version
         ))
     })?;
-    repo::delete_chunks(&mut conn, id).await?;
+    repo::delete_earlier_runs(&mut conn, id, run).await?;
     let total = repo::count_posts(&mut conn, operation.owner_id).await?;
-    if repo::set_status_unless_finished(&mut conn, id, OperationStatus::Running, 0, None, None)
-        .await?
-        .is_none()
-    {
-        return Ok(()); // canceled before it started
-    }
     drop(conn);
 
     let mut buffer = Vec::with_capacity(CHUNK_BYTES + 8 * 1024);
@@ -100,7 +108,7 @@ async fn export(state: &AppState, id: Uuid) -> AppResult<()> {
             buffer.extend_from_slice(&render(representation, post)?);
             buffer.push(b'\n');
             if buffer.len() >= CHUNK_BYTES {
-                repo::insert_chunk(&mut conn, id, seq, &buffer).await?;
+                repo::insert_chunk(&mut conn, id, run, seq, &buffer).await?;
                 seq += 1;
                 buffer.clear();
             }
@@ -108,10 +116,11 @@ async fn export(state: &AppState, id: Uuid) -> AppResult<()> {
         written += batch.len() as i64;
         after = batch.last().map(|p| p.id);
         let percent = (written * 100).checked_div(total).unwrap_or(0).clamp(0, 99) as i32;
-        // Progress, and the cancel check: a canceled operation is not updated.
-        let still_running = repo::set_status_unless_finished(
+        // Progress, and the ownership and cancel check in one step.
+        let still_mine = repo::set_status_unless_finished(
             &mut conn,
             id,
+            Some(run),
             OperationStatus::Running,
             percent,
             None,
@@ -119,8 +128,8 @@ async fn export(state: &AppState, id: Uuid) -> AppResult<()> {
         )
         .await?
         .is_some();
-        if !still_running {
-            repo::delete_chunks(&mut conn, id).await?;
+        if !still_mine {
+            repo::delete_chunks(&mut conn, id, Some(run)).await?;
             return Ok(());
         }
         if (batch.len() as i64) < BATCH {
@@ -129,11 +138,12 @@ async fn export(state: &AppState, id: Uuid) -> AppResult<()> {
     }
     let mut conn = state.db.conn().await?;
     if !buffer.is_empty() {
-        repo::insert_chunk(&mut conn, id, seq, &buffer).await?;
+        repo::insert_chunk(&mut conn, id, run, seq, &buffer).await?;
     }
     let finished = repo::set_status_unless_finished(
         &mut conn,
         id,
+        Some(run),
         OperationStatus::Succeeded,
         100,
         Some(written),
@@ -141,7 +151,8 @@ async fn export(state: &AppState, id: Uuid) -> AppResult<()> {
     )
     .await?;
     if finished.is_none() {
-        repo::delete_chunks(&mut conn, id).await?;
+        repo::delete_chunks(&mut conn, id, Some(run)).await?;
+        return Ok(());
     }
     tracing::info!(operation.id = %id, posts = written, "export written");
     Ok(())

@@ -72,6 +72,8 @@ pub struct Operation {
     /// The problem+json body of a failed operation.
     pub error: Option<serde_json::Value>,
     pub result_count: Option<i64>,
+    /// The job run that owns the file (see the migration).
+    pub run: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,

@@ -38,24 +38,52 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<Op
         .optional()?)
 }
 
-/// Sets the status of an operation that is not finished yet; `None` when it is finished (or
-/// gone), so a canceled export is never marked succeeded, and the reverse.
+const UNFINISHED: [&str; 2] = ["notStarted", "running"];
+
+/// Makes job run `run` the owner of an unfinished operation (status `running`, progress 0);
+/// `None` when it is finished, gone, or a later run already owns it.
+pub async fn start_run(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    run: i32,
+) -> AppResult<Option<Operation>> {
+    Ok(diesel::update(
+        operations::table
+            .find(id)
+            .filter(operations::status.eq_any(UNFINISHED))
+            .filter(operations::run.lt(run)),
+    )
+    .set((
+        operations::run.eq(run),
+        operations::status.eq(OperationStatus::Running.as_str()),
+        operations::percent_complete.eq(0),
+        operations::updated_at.eq(Utc::now()),
+    ))
+    .returning(Operation::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?)
+}
+
+/// Sets the status of an operation that is not finished yet (and, with `run`, still owned by
+/// that run); `None` otherwise, so a canceled export is never marked succeeded, the reverse,
+/// nor anything by a run that was taken over.
 pub async fn set_status_unless_finished(
     conn: &mut AsyncPgConnection,
     id: Uuid,
+    run: Option<i32>,
     status: OperationStatus,
     percent: i32,
     result_count: Option<i64>,
     error: Option<serde_json::Value>,
 ) -> AppResult<Option<Operation>> {
-    let unfinished = [
-        OperationStatus::NotStarted.as_str(),
-        OperationStatus::Running.as_str(),
-    ];
+    // One run, or (`None`) any: runs are numbered from 0.
+    let (from, to) = run.map_or((0, i32::MAX), |r| (r, r));
     Ok(diesel::update(
         operations::table
             .find(id)
-            .filter(operations::status.eq_any(unfinished)),
+            .filter(operations::status.eq_any(UNFINISHED))
+            .filter(operations::run.between(from, to)),
     )
     .set((
         operations::status.eq(status.as_str()),
@@ -79,23 +107,47 @@ pub async fn count_posts(conn: &mut AsyncPgConnection, author: Uuid) -> AppResul
         .await?)
 }
 
-pub async fn delete_chunks(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<usize> {
-    Ok(
-        diesel::delete(export_chunks::table.filter(export_chunks::operation_id.eq(id)))
-            .execute(conn)
-            .await?,
+/// Removes the chunks of run `run` (`None`: of every run).
+pub async fn delete_chunks(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    run: Option<i32>,
+) -> AppResult<usize> {
+    let mut query = diesel::delete(export_chunks::table)
+        .filter(export_chunks::operation_id.eq(id))
+        .into_boxed();
+    if let Some(run) = run {
+        query = query.filter(export_chunks::run.eq(run));
+    }
+    Ok(query.execute(conn).await?)
+}
+
+/// Removes the chunks earlier runs left behind.
+pub async fn delete_earlier_runs(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    run: i32,
+) -> AppResult<usize> {
+    Ok(diesel::delete(
+        export_chunks::table
+            .filter(export_chunks::operation_id.eq(id))
+            .filter(export_chunks::run.lt(run)),
     )
+    .execute(conn)
+    .await?)
 }
 
 pub async fn insert_chunk(
     conn: &mut AsyncPgConnection,
     id: Uuid,
+    run: i32,
     seq: i32,
     data: &[u8],
 ) -> AppResult<()> {
     diesel::insert_into(export_chunks::table)
         .values((
             export_chunks::operation_id.eq(id),
+            export_chunks::run.eq(run),
             export_chunks::seq.eq(seq),
             export_chunks::data.eq(data),
         ))
@@ -104,14 +156,16 @@ pub async fn insert_chunk(
     Ok(())
 }
 
-/// The chunk after `after` (the first with `None`), in order.
+/// The chunk of run `run` after `after` (the first with `None`), in order.
 pub async fn next_chunk(
     conn: &mut AsyncPgConnection,
     id: Uuid,
+    run: i32,
     after: Option<i32>,
 ) -> AppResult<Option<(i32, Vec<u8>)>> {
     Ok(export_chunks::table
         .filter(export_chunks::operation_id.eq(id))
+        .filter(export_chunks::run.eq(run))
         .filter(export_chunks::seq.gt(after.unwrap_or(-1)))
         .order(export_chunks::seq.asc())
         .select((export_chunks::seq, export_chunks::data))

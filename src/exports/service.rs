@@ -48,6 +48,7 @@ pub async fn start(
         percent_complete: 0,
         error: None,
         result_count: None,
+        run: 0,
         created_at: now,
         updated_at: now,
         expires_at: now + retention,
@@ -104,6 +105,7 @@ pub async fn cancel(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<Opti
     let canceled = repo::set_status_unless_finished(
         &mut conn,
         id,
+        None,
         OperationStatus::Canceled,
         operation.percent_complete,
         None,
@@ -129,6 +131,7 @@ pub async fn file(
         return Err(AppError::OperationNotFinished);
     }
     let state = state.clone();
+    let run = operation.run;
     Ok(futures_util::stream::unfold(
         Some(None::<i32>),
         move |cursor| {
@@ -137,7 +140,7 @@ pub async fn file(
                 let after = cursor?;
                 let next = async {
                     let mut conn = state.db.conn().await?;
-                    repo::next_chunk(&mut conn, id, after).await
+                    repo::next_chunk(&mut conn, id, run, after).await
                 }
                 .await;
                 match next {

@@ -29,7 +29,13 @@ use crate::{
 
 pub const HEADER: &str = "idempotency-key";
 /// Response headers stored and replayed with the body.
-const REPLAYED_HEADERS: &[&str] = &["content-type", "location", "etag"];
+const REPLAYED_HEADERS: &[&str] = &[
+    "content-type",
+    "location",
+    "etag",
+    "operation-location",
+    "retry-after",
+];
 
 /// 1–255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]

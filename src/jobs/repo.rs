@@ -65,7 +65,8 @@ fn interval(duration: Duration) -> diesel::pg::data_types::PgInterval {
 }
 
 /// Claims up to `limit` due jobs for `worker` with a lease of `lease`: queued ones whose time
-/// has come, and running ones whose lease ran out (their worker died). Oldest first.
+/// has come (oldest first, along `jobs_due`), and running ones whose lease ran out (their worker
+/// died; along `jobs_leased`). Each branch reads only its own index.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     worker: &str,
@@ -73,15 +74,15 @@ pub async fn claim(
     limit: i64,
 ) -> AppResult<Vec<Job>> {
     let rows: Vec<ClaimedRow> = diesel::sql_query(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, \
+        "WITH expired AS ( \
+             SELECT id FROM jobs WHERE state = 'running' AND locked_until < now() \
+             ORDER BY locked_until LIMIT $3 FOR UPDATE SKIP LOCKED), \
+         due AS ( \
+             SELECT id FROM jobs WHERE state = 'queued' AND run_at <= now() \
+             ORDER BY run_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, \
              locked_until = now() + $2, updated_at = now() \
-         WHERE id IN ( \
-             SELECT id FROM jobs \
-             WHERE (state = 'queued' AND run_at <= now()) \
-                OR (state = 'running' AND locked_until < now()) \
-             ORDER BY run_at \
-             LIMIT $3 \
-             FOR UPDATE SKIP LOCKED) \
+         WHERE id IN (SELECT id FROM expired UNION ALL SELECT id FROM due LIMIT $3) \
          RETURNING id, kind, payload, attempts, traceparent, created_at",
     )
     .bind::<Text, _>(worker)
@@ -167,9 +168,11 @@ pub async fn purge_finished(
     .await?)
 }
 
-/// How many jobs there are of each kind and state (metrics).
+/// How many jobs are queued or running, by kind and state (metrics; finished jobs are counted
+/// as they finish, by `herald_jobs_finished_total`).
 pub async fn counts(conn: &mut AsyncPgConnection) -> AppResult<Vec<(String, String, i64)>> {
     Ok(jobs::table
+        .filter(jobs::state.eq_any(["queued", "running"]))
         .group_by((jobs::kind, jobs::state))
         .select((jobs::kind, jobs::state, diesel::dsl::count_star()))
         .load(conn)

@@ -138,23 +138,31 @@ async fn run_one(state: &AppState, worker: &str, lease: Duration, job: Job) {
         tokio::time::Instant::now() + lease / 3,
         (lease / 3).max(Duration::from_millis(100)),
     );
+    // Until when the lease surely holds (as last extended); past it, another worker may own the
+    // job, so this run stops rather than work on beside it.
+    let mut held_until = tokio::time::Instant::now() + lease;
     let outcome = loop {
         tokio::select! {
             outcome = &mut work => break outcome,
             _ = heartbeat.tick() => {
+                let asked = tokio::time::Instant::now();
                 let kept = match state.db.conn().await {
                     Ok(mut conn) => repo::extend_lease(&mut conn, &job, worker, lease).await,
                     Err(err) => Err(err),
                 };
                 match kept {
-                    Ok(true) => {}
+                    Ok(true) => held_until = asked + lease,
                     Ok(false) => {
                         tracing::warn!(job.id = %job.id, job.kind = kind, "jobs: lease lost; abandoning the job to its new owner");
                         counter!("herald_jobs_finished_total", "kind" => kind, "outcome" => "lease_lost").increment(1);
                         return;
                     }
-                    // The database is away: keep working; the lease may run out and the job
-                    // run twice, which handlers tolerate.
+                    Err(err) if tokio::time::Instant::now() + lease / 3 >= held_until => {
+                        tracing::warn!(job.id = %job.id, error = %err.chain(), "jobs: the lease could not be extended and is running out; abandoning the run");
+                        counter!("herald_jobs_finished_total", "kind" => kind, "outcome" => "lease_lost").increment(1);
+                        return;
+                    }
+                    // The database is briefly away: keep working while the lease still holds.
                     Err(err) => tracing::warn!(job.id = %job.id, error = %err.chain(), "jobs: could not extend a lease"),
                 }
             }
@@ -219,14 +227,14 @@ impl Outcome {
     }
 }
 
-/// Jobs by kind and state, and the queue's age (how long the oldest due job has waited).
+/// Queued and running jobs by kind, and the queue's age (how long the oldest due job has waited).
 async fn sample_gauges(state: &AppState) {
     let Ok(mut conn) = state.db.conn().await else {
         return;
     };
     if let Ok(counts) = repo::counts(&mut conn).await {
         for kind in JobKind::ALL {
-            for job_state in ["queued", "running", "succeeded", "failed"] {
+            for job_state in ["queued", "running"] {
                 let n = counts
                     .iter()
                     .find(|(k, s, _)| k == kind.as_str() && s == job_state)

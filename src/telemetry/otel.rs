@@ -32,6 +32,10 @@ pub fn pipeline<S>() -> Result<
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
+    // reqwest is built with rustls but no default crypto provider (the webhook client hands it
+    // ring explicitly); the exporter's client uses the process default, so install ring as that
+    // default. An `Err` means a provider is installed already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)

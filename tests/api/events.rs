@@ -151,7 +151,7 @@ async fn every_committed_post_change_records_one_event_shown_in_each_versions_re
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_change_that_does_not_commit_records_no_event() {
+async fn a_refused_or_empty_change_records_no_event() {
     let app = TestApp::spawn().await;
     let admin = app.user(Role::Admin).await;
     let author = app.user(Role::User).await;
@@ -231,4 +231,67 @@ async fn fifty_concurrent_changes_record_exactly_one_event_each() {
     titles.sort();
     titles.dedup();
     assert_eq!(titles.len(), ok);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_whose_transaction_fails_after_the_event_records_neither() {
+    use diesel::sql_query;
+    use diesel_async::RunQueryDsl;
+
+    let app = TestApp::spawn().await;
+    let admin = app.user(Role::Admin).await;
+    let author = app.user(Role::User).await;
+    let post = app.create_post(&author, "Before the failure", true).await;
+    let id = post["id"].as_str().unwrap();
+    assert_eq!(count_events(&app, &admin).await, 1);
+
+    // The outbox row is the last write of the transaction: make it fail, after the post row and
+    // the event were written.
+    let mut conn = app.state.db.conn().await.unwrap();
+    sql_query(
+        "CREATE FUNCTION refuse_jobs() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'no jobs today'; END $$",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sql_query("CREATE TRIGGER refuse_jobs BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION refuse_jobs()")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let failed = app
+        .patch(&format!("/v1/posts/{id}"))
+        .bearer_auth(&author.token)
+        .json(&json!({"title": "Never committed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 500);
+    let unchanged: Value = app
+        .get(&format!("/v1/posts/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        unchanged["title"], "Before the failure",
+        "the change rolled back"
+    );
+    assert_eq!(count_events(&app, &admin).await, 1, "and its event with it");
+
+    sql_query("DROP TRIGGER refuse_jobs ON jobs")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let ok = app
+        .patch(&format!("/v1/posts/{id}"))
+        .bearer_auth(&author.token)
+        .json(&json!({"title": "Committed at last"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(count_events(&app, &admin).await, 2);
 }

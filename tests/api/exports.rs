@@ -260,6 +260,13 @@ async fn an_unfinished_export_has_no_file_and_can_be_canceled() {
         .await
         .unwrap();
     assert_eq!(still["status"], "canceled");
+    let mut conn = app.state.db.conn().await.unwrap();
+    let ran: Vec<Count> =
+        sql_query("SELECT count(*) AS n FROM jobs WHERE kind = 'export' AND state = 'succeeded'")
+            .load(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(ran[0].n, 1, "the worker did pick the export up");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -279,6 +286,12 @@ async fn a_retried_export_with_an_idempotency_key_is_the_same_operation() {
     let second = send().await.unwrap();
     assert_eq!(second.status(), 202);
     assert_eq!(second.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        second.headers()["operation-location"],
+        format!("/v2/operations/{}", first["id"].as_str().unwrap()).as_str(),
+        "a replay carries the headers the contract requires"
+    );
+    assert_eq!(second.headers()["retry-after"], "1");
     let second: Value = second.json().await.unwrap();
     assert_eq!(first["id"], second["id"]);
     let mut conn = app.state.db.conn().await.unwrap();
@@ -362,7 +375,7 @@ async fn an_export_whose_worker_died_is_taken_over_by_another_instance() {
     .await
     .unwrap();
     sql_query(format!(
-        "INSERT INTO export_chunks (operation_id, seq, data) VALUES ('{id}', 0, 'half a line')"
+        "INSERT INTO export_chunks (operation_id, run, seq, data) VALUES ('{id}', 1, 0, 'half a line')"
     ))
     .execute(&mut conn)
     .await
@@ -418,4 +431,106 @@ async fn two_instances_share_twenty_exports_and_run_each_once() {
     .await
     .unwrap();
     assert_eq!(runs[0].n, 20, "every export ran once");
+}
+
+#[derive(diesel::QueryableByName)]
+struct JobRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    state: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    attempts: i32,
+}
+
+async fn export_job(conn: &mut diesel_async::AsyncPgConnection) -> Option<JobRow> {
+    sql_query("SELECT state, attempts FROM jobs WHERE kind = 'export'")
+        .load::<JobRow>(conn)
+        .await
+        .unwrap()
+        .pop()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_survives_the_sigkill_of_the_instance_running_it() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+    use crate::support::{TestDatabase, insert_user, process::HeraldProcess, settings_for};
+
+    let db = TestDatabase::create().await;
+    let owner = {
+        let pool = herald::db::Db::new(&db.url, 1, Duration::from_secs(5));
+        let mut conn = pool.conn().await.unwrap();
+        let keys = herald::security::jwt::JwtKeys::new(&settings_for(&db.url, None, &[]));
+        let owner = insert_user(&mut conn, &keys, Role::User).await;
+        sql_query(format!(
+            "INSERT INTO posts (id, author_id, author_username, title, content, status, tags, version, created_at, updated_at) \
+             SELECT (lpad(to_hex(g), 12, '0') || '7000800000000000' || lpad(to_hex(g), 4, '0'))::uuid, \
+             '{}', '{}', 'Post ' || g, 'Long enough content.', 'published', '{{}}', 1, now(), now() \
+             FROM generate_series(1, 1200) g",
+            owner.id, owner.username
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        owner
+    };
+    let mut doomed = HeraldProcess::serve(&[
+        ("DATABASE_URL", &db.url),
+        ("AUTO_MIGRATE", "false"),
+        ("JOBS_LEASE", "1s"),
+        ("JOBS_POLL_INTERVAL", "100ms"),
+    ]);
+    // Hold the export at its first write, so the kill lands while the job is running there.
+    let mut blocker = AsyncPgConnection::establish(&db.url).await.unwrap();
+    sql_query("BEGIN").execute(&mut blocker).await.unwrap();
+    sql_query("LOCK TABLE export_chunks IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let client = crate::support::http_client().build().unwrap();
+    let started = client
+        .post(doomed.url("/v1/exports"))
+        .bearer_auth(&owner.token)
+        .json(&json!({"format": "ndjson"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let location = started.headers()["operation-location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut watcher = AsyncPgConnection::establish(&db.url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while export_job(&mut watcher)
+        .await
+        .is_none_or(|job| job.state != "running")
+    {
+        assert!(Instant::now() < deadline, "the export was never claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    doomed.signal("KILL");
+    doomed.wait_for_exit(Duration::from_secs(10));
+    sql_query("ROLLBACK").execute(&mut blocker).await.unwrap();
+
+    let survivor = TestApp::with(Options {
+        database_url: Some(db.url.clone()),
+        ..Options::default().env("JOBS_POLL_INTERVAL", "100ms")
+    })
+    .await;
+    let operation = finished(&survivor, &owner, &location).await;
+    assert_eq!(operation["status"], "succeeded", "{operation}");
+    assert_eq!(operation["result"]["count"], 1200);
+    let posts = lines(
+        &survivor,
+        &owner,
+        operation["result"]["fileUrl"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(posts.len(), 1200);
+    let job = export_job(&mut watcher).await.unwrap();
+    assert_eq!(
+        (job.state.as_str(), job.attempts),
+        ("succeeded", 2),
+        "taken over once"
+    );
 }

@@ -79,7 +79,12 @@ struct Receiver {
 
 impl Receiver {
     async fn start(script: Vec<Reply>, fallback: Reply) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0".parse().unwrap(), script, fallback).await
+    }
+
+    /// A receiver on a given address (e.g. one that was down until now).
+    async fn start_on(addr: SocketAddr, script: Vec<Reply>, fallback: Reply) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let receiver = Self {
             addr: listener.local_addr().unwrap(),
             received: Arc::default(),
@@ -891,4 +896,168 @@ async fn only_admins_manage_webhooks() {
     // Still there, unchanged.
     let endpoint = get_json(&app, &admin, &format!("/v1/webhooks/{id}")).await;
     assert_eq!(endpoint["enabled"], true);
+}
+
+/// Waits until the receiver has `n` distinct `webhook-id`s (deliveries may repeat).
+async fn distinct_ids(receiver: &Receiver, n: usize, within: Duration) -> HashSet<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let ids: HashSet<String> = receiver
+            .received()
+            .iter()
+            .map(|d| d.header("webhook-id").to_string())
+            .collect();
+        if ids.len() >= n {
+            return ids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {n} distinct events, got {}",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_outage_loses_nothing_every_event_arrives_after_it_returns() {
+    let app = app_with(&[
+        ("RATE_LIMIT_ENABLED", "false"),
+        ("WEBHOOK_RETRY_SCHEDULE", "300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms"),
+        ("JOBS_CONCURRENCY", "16"),
+    ])
+    .await;
+    let admin = app.user(Role::Admin).await;
+    // The receiver's address, with nothing listening yet: every attempt is refused.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let created = create_webhook(
+        &app,
+        &admin,
+        json!({"url": format!("http://{addr}/outage"), "eventTypes": ["post.created"]}),
+    )
+    .await;
+    let secret = created["secret"].as_str().unwrap().to_string();
+    let author = app.user(Role::User).await;
+    let creates = (0..200).map(|n| {
+        let app = &app;
+        let author = &author;
+        async move {
+            app.create_post(author, &format!("Outage post {n}"), true)
+                .await
+        }
+    });
+    let posts = futures::future::join_all(creates).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let failed: Vec<Count> = {
+        use diesel_async::RunQueryDsl;
+        let mut conn = app.state.db.conn().await.unwrap();
+        diesel::sql_query("SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'failed'")
+            .load(&mut conn)
+            .await
+            .unwrap()
+    };
+    assert!(
+        failed[0].n > 0,
+        "attempts failed while the receiver was down"
+    );
+
+    let back = Instant::now();
+    let receiver = Receiver::start_on(addr, Vec::new(), Reply::status(204)).await;
+    let ids = distinct_ids(&receiver, 200, Duration::from_secs(60)).await;
+    eprintln!(
+        "outage: all 200 events arrived {:?} after the receiver returned ({} requests for 200 events)",
+        back.elapsed(),
+        receiver.received().len()
+    );
+    assert_eq!(
+        ids.len(),
+        200,
+        "dedup by webhook-id gives exactly the 200 events"
+    );
+    let mut delivered = HashSet::new();
+    for delivery in receiver.received() {
+        verify(&secret, &delivery);
+        delivered.insert(
+            delivery.json()["data"]["post"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let expected: HashSet<String> = posts
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(delivered, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_make_each_attempt_once() {
+    let first = app_with(&[("RATE_LIMIT_ENABLED", "false")]).await;
+    let second = TestApp::with(Options {
+        database_url: Some(first.database_url.clone()),
+        ..Options::default()
+            .env("WEBHOOK_ALLOW_PRIVATE", "true")
+            .env("JOBS_POLL_INTERVAL", "50ms")
+            .env("RATE_LIMIT_ENABLED", "false")
+    })
+    .await;
+    let admin = first.user(Role::Admin).await;
+    let receiver = Receiver::ok().await;
+    create_webhook(
+        &first,
+        &admin,
+        json!({"url": receiver.url("/twice"), "eventTypes": ["post.created"]}),
+    )
+    .await;
+    let author = first.user(Role::User).await;
+    let mut committed = HashMap::new();
+    let creates = (0..60).map(|n| {
+        let app = if n % 2 == 0 { &first } else { &second };
+        let author = &author;
+        async move {
+            let post = app
+                .create_post(author, &format!("Two instances {n}"), true)
+                .await;
+            (post["id"].as_str().unwrap().to_string(), Instant::now())
+        }
+    });
+    for (post, at) in futures::future::join_all(creates).await {
+        committed.insert(post, at);
+    }
+    receiver.wait_for(60, Duration::from_secs(30)).await;
+    // Give a duplicate time to show up, if there were one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let received = receiver.received();
+    assert_eq!(
+        received.len(),
+        60,
+        "each event delivered once, by one instance"
+    );
+    let ids: HashSet<&str> = received.iter().map(|d| d.header("webhook-id")).collect();
+    assert_eq!(ids.len(), 60);
+    // Commit (the 201) to receiver, for the closing note.
+    let mut latencies: Vec<Duration> = received
+        .iter()
+        .map(|d| {
+            let post = d.json()["data"]["post"]["id"].as_str().unwrap().to_string();
+            d.at.saturating_duration_since(committed[&post])
+        })
+        .collect();
+    latencies.sort();
+    eprintln!(
+        "delivery latency commit→receiver: p50 {:?}, p99 {:?}",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100]
+    );
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
