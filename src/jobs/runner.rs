@@ -12,7 +12,6 @@ use std::{
 use chrono::Utc;
 use metrics::{counter, gauge, histogram};
 use tokio::sync::{Notify, Semaphore};
-use tracing::Instrument;
 
 use super::{Job, JobKind, Outcome, repo};
 use crate::{
@@ -87,18 +86,18 @@ pub async fn run(state: AppState, settings: RunnerSettings, stop: impl Future<Ou
             let state = state.clone();
             let worker = worker.clone();
             let lease = settings.lease;
-            // The job continues the trace of the request that queued it.
-            let span = trace::span_continuing(
-                JobKind::parse(&job.kind).map_or("job", JobKind::as_str),
-                job.traceparent.as_deref(),
-            );
-            tokio::spawn(
-                async move {
-                    run_one(&state, &worker, lease, job).await;
-                    drop(permit);
-                }
-                .instrument(span),
-            );
+            tokio::spawn(async move {
+                // The job continues the trace of the request that queued it.
+                let name = JobKind::parse(&job.kind).map_or("job", JobKind::as_str);
+                let traceparent = job.traceparent.clone();
+                trace::continuing(
+                    name,
+                    traceparent.as_deref(),
+                    run_one(&state, &worker, lease, job),
+                )
+                .await;
+                drop(permit);
+            });
         }
         if full {
             // There may be more due right away; claim again once a slot frees up.

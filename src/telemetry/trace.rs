@@ -325,6 +325,24 @@ pub fn span_continuing(name: &str, traceparent: Option<&str>) -> Span {
     span
 }
 
+/// Runs `work` in the trace of a stored `traceparent`: inside [`span_continuing`] and, when
+/// nothing is exported, with its ids in the `TRACE` task-local too, so that log events and an
+/// outgoing `traceparent` carry them even when the log level filters the span out.
+pub async fn continuing<F: std::future::Future>(
+    name: &str,
+    traceparent: Option<&str>,
+    work: F,
+) -> F::Output {
+    use tracing::Instrument;
+    let span = span_continuing(name, traceparent);
+    if exporting() {
+        return work.instrument(span).await;
+    }
+    let ids =
+        ids_stored_in(&span).unwrap_or_else(|| local_ids(traceparent.and_then(parse_traceparent)));
+    TRACE.scope(ids, work.instrument(span)).await
+}
+
 /// The ids [`span_continuing`] stored in `span` or one of its ancestors (no-exporter mode).
 fn ids_stored_in(span: &Span) -> Option<TraceIds> {
     span.with_subscriber(|(id, dispatch)| {

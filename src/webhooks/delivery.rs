@@ -116,8 +116,13 @@ async fn attempt(
         .await
         .map_err(forbidden)?;
     let client = client(&url, &addrs, rules.timeout).map_err(|e| ("client", e))?;
-    let response = client
-        .post(url)
+    let mut post = client.post(url);
+    // The delivery runs in the job's span, which continues the trace of the request that made
+    // the change: the receiver can join that trace (W3C Trace Context).
+    if let Some(traceparent) = crate::telemetry::trace::current_traceparent() {
+        post = post.header("traceparent", traceparent);
+    }
+    let response = post
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::USER_AGENT, "Herald-Webhooks/1")
         .header("webhook-id", request.id)

@@ -1061,3 +1061,35 @@ struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_continues_the_trace_of_the_change_that_caused_it() {
+    let app = app_with(&[]).await;
+    let admin = app.user(Role::Admin).await;
+    let receiver = Receiver::ok().await;
+    create_webhook(
+        &app,
+        &admin,
+        json!({"url": receiver.url("/traced"), "eventTypes": ["post.created"]}),
+    )
+    .await;
+    let author = app.user(Role::User).await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let created = app
+        .post("/v1/posts")
+        .bearer_auth(&author.token)
+        .header("traceparent", format!("00-{trace_id}-{parent}-01"))
+        .json(&json!({"title": "Traced post", "content": "Its delivery joins the trace."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let delivery = receiver.wait_for(1, Duration::from_secs(10)).await[0].clone();
+    let traceparent = delivery.header("traceparent");
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{traceparent:?}");
+    assert_eq!(parts[1], trace_id, "the delivery is in the request's trace");
+    assert_eq!(parts[2].len(), 16);
+    assert_ne!(parts[2], parent, "a span of its own, not the client's");
+}
