@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     error::{AppError, AppResult, Resource},
-    http::pagination::{decode_cursor, split_page},
+    http::pagination::{decode_uuid_cursor, split_page},
     jobs::{
         JobKind,
         repo::{NewJob, enqueue},
@@ -118,14 +118,7 @@ pub async fn list<V: EventView>(
     cursor: Option<&str>,
 ) -> AppResult<Bytes> {
     authorize(actor)?;
-    let before = match cursor {
-        Some(cursor) => Some(
-            decode_cursor(CURSOR_KIND, cursor)?
-                .parse::<Uuid>()
-                .map_err(|_| AppError::InvalidCursor)?,
-        ),
-        None => None,
-    };
+    let before = decode_uuid_cursor(CURSOR_KIND, cursor)?;
     let events = {
         let mut conn = state.db.conn().await?;
         repo::list(&mut conn, event_type, before, i64::from(limit) + 1).await?

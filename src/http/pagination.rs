@@ -30,6 +30,20 @@ pub fn decode_cursor(kind: &str, cursor: &str) -> Result<String, AppError> {
         .ok_or(AppError::InvalidCursor)
 }
 
+/// The UUID key inside an optional cursor of the list `kind` (lists keyed by a UUIDv7 id).
+pub fn decode_uuid_cursor(
+    kind: &str,
+    cursor: Option<&str>,
+) -> Result<Option<uuid::Uuid>, AppError> {
+    cursor
+        .map(|c| {
+            decode_cursor(kind, c)?
+                .parse::<uuid::Uuid>()
+                .map_err(|_| AppError::InvalidCursor)
+        })
+        .transpose()
+}
+
 /// A page's query string, as `(name, value)` pairs.
 pub type Query = Vec<(&'static str, String)>;
 

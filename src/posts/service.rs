@@ -24,7 +24,7 @@ use crate::{
     events::{model::EventType, service as events},
     http::{
         conditional::Preconditions,
-        pagination::{decode_cursor, split_page},
+        pagination::{decode_uuid_cursor, split_page},
         types::DomainString,
     },
     security::rbac::{Actor, Permission},
@@ -163,14 +163,7 @@ pub async fn list<V: PostView>(
     viewer: Option<&Actor>,
     params: ListParams,
 ) -> AppResult<Rendered> {
-    let before = match params.cursor.as_deref() {
-        Some(cursor) => Some(
-            decode_cursor(CURSOR_KIND, cursor)?
-                .parse::<Uuid>()
-                .map_err(|_| AppError::InvalidCursor)?,
-        ),
-        None => None,
-    };
+    let before = decode_uuid_cursor(CURSOR_KIND, params.cursor.as_deref())?;
     let visible = visibility(viewer, &params.statuses);
 
     // Only a published-only page is the same for everyone, so only it is cached, keyed by the

@@ -21,7 +21,7 @@ use crate::{
         body::{MergePatch, RequestFields},
         conditional::{Preconditions, not_modified},
         json::JsonBytes,
-        pagination::{decode_cursor, default_limit, finish_page, page_type},
+        pagination::{decode_uuid_cursor, default_limit, finish_page, page_type},
         problem::{ApiError, error_statuses},
         version::ApiVersion,
     },
@@ -142,14 +142,7 @@ impl<V: ApiVersion> UsersApi<V> {
         #[oai(validator(min_length = 1, max_length = 512))]
         cursor: Query<Option<String>>,
     ) -> Result<UserListResponse, ApiError<ListUsersErrors>> {
-        let after = match cursor.0.as_deref() {
-            Some(c) => Some(
-                decode_cursor("user", c)?
-                    .parse::<Uuid>()
-                    .map_err(|_| crate::error::AppError::InvalidCursor)?,
-            ),
-            None => None,
-        };
+        let after = decode_uuid_cursor("user", cursor.0.as_deref())?;
         let rows = service::list(&state, &auth.actor(), after, i64::from(limit.0) + 1).await?;
         let (rows, next_link) = finish_page(
             rows,

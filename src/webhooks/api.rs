@@ -19,7 +19,6 @@ use super::{
     ssrf::MAX_URL_LEN,
 };
 use crate::{
-    error::AppError,
     events::{api::EventTypeParam, model::EventType, service::Representation},
     http::{
         ApiTags,
@@ -27,7 +26,7 @@ use crate::{
         body::{JsonBody, MergePatch, RequestFields},
         conditional::{Preconditions, not_modified},
         json::JsonBytes,
-        pagination::{decode_cursor, default_limit, finish_page, page_type},
+        pagination::{decode_uuid_cursor, default_limit, finish_page, page_type},
         problem::{ApiError, error_statuses},
         types::{DomainString, bounded_text, openapi_string},
         version::ApiVersion,
@@ -383,16 +382,6 @@ error_statuses!(DeleteWebhookErrors: 400, 401, 403, 429);
 error_statuses!(WebhookActionErrors: 400, 401, 403, 404, 411, 429);
 error_statuses!(ListDeliveriesErrors: 400, 401, 403, 404, 429);
 
-fn cursor_key(kind: &str, cursor: Option<&str>) -> Result<Option<Uuid>, AppError> {
-    cursor
-        .map(|c| {
-            decode_cursor(kind, c)?
-                .parse::<Uuid>()
-                .map_err(|_| AppError::InvalidCursor)
-        })
-        .transpose()
-}
-
 /// Mounted once per API version (`V::PREFIX`); the same in every version.
 pub struct WebhooksApi<V>(PhantomData<V>);
 
@@ -456,7 +445,7 @@ impl<V: ApiVersion> WebhooksApi<V> {
         #[oai(validator(min_length = 1, max_length = 512))]
         cursor: Query<Option<String>>,
     ) -> Result<WebhookListResponse, ApiError<ListWebhooksErrors>> {
-        let before = cursor_key("webhook", cursor.0.as_deref())?;
+        let before = decode_uuid_cursor("webhook", cursor.0.as_deref())?;
         let rows = service::list(&state, &auth.actor(), before, i64::from(limit.0) + 1).await?;
         let (rows, next_link) = finish_page(
             rows,
@@ -632,7 +621,7 @@ impl<V: ApiVersion> WebhooksApi<V> {
         #[oai(validator(min_length = 1, max_length = 512))]
         cursor: Query<Option<String>>,
     ) -> Result<DeliveryListResponse, ApiError<ListDeliveriesErrors>> {
-        let before = cursor_key("webhook_delivery", cursor.0.as_deref())?;
+        let before = decode_uuid_cursor("webhook_delivery", cursor.0.as_deref())?;
         let rows = service::deliveries(&state, &auth.actor(), id.0, before, i64::from(limit.0) + 1)
             .await?;
         let (rows, next_link) = finish_page(
