@@ -262,6 +262,9 @@ async fn record(
 ) -> Result<(), AppError> {
     let mut conn = state.db.conn().await?;
     conn.transaction::<_, AppError, _>(async |conn| {
+        if !repo::hold(conn, payload.endpoint_id).await? {
+            return Ok(()); // The endpoint was deleted, and its delivery log with it.
+        }
         if !repo::record(conn, attempt_id, result).await? {
             return Ok(()); // Recorded by another run already.
         }

@@ -39,6 +39,20 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Option<En
         .optional()?)
 }
 
+/// Whether the endpoint exists, holding it (`FOR KEY SHARE`) until the transaction ends: taken
+/// first by a transaction that writes its delivery rows, so it and a `DELETE` of the endpoint
+/// (which cascades to those rows) lock in the same order and queue instead of deadlocking.
+pub async fn hold(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<bool> {
+    Ok(webhook_endpoints::table
+        .find(id)
+        .select(webhook_endpoints::id)
+        .for_key_share()
+        .first::<Uuid>(conn)
+        .await
+        .optional()?
+        .is_some())
+}
+
 /// Newest first (UUIDv7 ids), strictly older than `before`.
 pub async fn list(
     conn: &mut AsyncPgConnection,
