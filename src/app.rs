@@ -87,6 +87,7 @@ pub fn build_state(settings: Settings) -> Result<AppState, AppError> {
         passwords: PasswordHasher::new(settings.password_hash_concurrency),
         lifecycle: Arc::new(Lifecycle::default()),
         jobs_wake: JobsWake::default(),
+        renderers: crate::api::renderers(),
         redis,
         db,
         settings: Arc::new(settings),

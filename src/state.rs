@@ -6,11 +6,17 @@ use std::sync::{
     atomic::{AtomicU8, Ordering},
 };
 
+use bytes::Bytes;
+
 use crate::{
     cache::{Cache, ratelimit::RateLimiter, redis::Redis},
     config::Settings,
     db::Db,
+    domain::representation::Representation,
+    error::AppResult,
+    events::model::Event,
     jobs::runner::JobsWake,
+    posts::model::Post,
     security::{jwt::JwtKeys, password::PasswordHasher},
 };
 
@@ -42,6 +48,16 @@ pub struct Services {
     pub lifecycle: Arc<Lifecycle>,
     /// Wakes this instance's job runner after a commit that queued work.
     pub jobs_wake: JobsWake,
+    pub renderers: Renderers,
+}
+
+/// How background work writes domain values in an API version's representation (webhook
+/// bodies, export lines). Installed by the composition (`api::renderers`), which knows the
+/// versions, so that jobs and services import none.
+#[derive(Clone, Copy)]
+pub struct Renderers {
+    pub event: fn(&Event, Representation) -> AppResult<Bytes>,
+    pub post: fn(&Post, Representation) -> AppResult<Bytes>,
 }
 
 /// Where the process is in its life: readiness and draining read it.

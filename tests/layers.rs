@@ -1,6 +1,8 @@
-//! The house's arrows run one way (README, "Architecture"): the HTTP kit knows no resource,
-//! repositories and services know no poem, and nothing below the composition (`api/`) knows
-//! it. Read from the source: a `use` that points the wrong way fails here, naming the file.
+//! The house's arrows run one way (README, "Architecture", the import table): the HTTP kit
+//! knows no resource; models, repositories, services and jobs know neither poem nor the kit
+//! and build no URL; `domain/` stands on nothing but the error type; nothing below the
+//! composition (`api/`) knows it. Read from the source: a `use` that points the wrong way fails
+//! here, naming the file.
 
 // A failed unwrap in a test is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -126,12 +128,22 @@ fn the_http_kit_imports_no_resource_and_not_the_composition() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// Files whose names say they are below the API layer: the domain's rules and data, queries,
+/// and background work.
+fn is_below_the_api(file: &str) -> bool {
+    let name = file.rsplit('/').next().unwrap_or_default();
+    file.starts_with("domain/")
+        || matches!(
+            name,
+            "model.rs" | "repo.rs" | "service.rs" | "runner.rs" | "job.rs" | "jobs.rs"
+        )
+}
+
 #[test]
-fn repositories_and_services_know_no_poem() {
+fn models_repositories_services_and_jobs_know_no_poem_and_no_http_kit() {
     let mut wrong = Vec::new();
     for (file, text) in sources() {
-        let layer = file.rsplit('/').next().unwrap_or_default();
-        if !matches!(layer, "repo.rs" | "service.rs" | "runner.rs" | "job.rs") {
+        if !is_below_the_api(&file) {
             continue;
         }
         let code = text.split("#[cfg(test)]").next().unwrap_or_default();
@@ -140,8 +152,46 @@ fn repositories_and_services_know_no_poem() {
                 wrong.push(format!("{file} uses {needle}"));
             }
         }
-        if layer == "repo.rs" && crate_modules(&text).contains("http") {
+        if crate_modules(&text).contains("http") {
             wrong.push(format!("{file} imports crate::http"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// Links are the API layer's: a service hands back domain values and the version that was read
+/// turns them into its paths.
+#[test]
+fn below_the_api_nothing_builds_a_url() {
+    let mut wrong = Vec::new();
+    for (file, text) in sources() {
+        if !is_below_the_api(&file) {
+            continue;
+        }
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (n, line) in code.lines().enumerate() {
+            let line = line.trim_start();
+            if !line.starts_with("//") && (line.contains("\"/v1") || line.contains("\"/v2")) {
+                wrong.push(format!("{file}:{}: {line}", n + 1));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// `domain/` is the floor every layer stands on: it may use the error type and nothing else of
+/// the crate.
+#[test]
+fn the_domain_floor_imports_only_the_error_type() {
+    let mut wrong = Vec::new();
+    for (file, text) in sources() {
+        if !file.starts_with("domain/") {
+            continue;
+        }
+        for module in crate_modules(&text) {
+            if module != "error" && module != "domain" {
+                wrong.push(format!("{file} imports crate::{module}"));
+            }
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");

@@ -7,7 +7,7 @@ the Markdown, and exits non-zero when a scenario saw a non-2xx response or a soc
 RESULTS_DIR holds `order` (scenario names, in run order), NAME.meta.json (what scripts/bench
 knows: label, server, data set, connections, peak RSS), NAME.run.json and NAME.warmup.json
 (bench/wrk/scenario.lua's results), argon2.before.json and argon2.after.json (herald-floor argon2
-around the login flood) and run.json (run facts).
+around the login flood), export.json (scripts/lib/bench_export.py) and run.json (run facts).
 Missed performance targets are reported as MISS; they never fail the run.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 
 MIB = 1024
 RSS_LIMIT_MIB = 50
+EXPORT_RSS_LIMIT_MIB = 64  # behaviour.md: an export's memory stays bounded whatever its size
 LIST_SAME_FACTOR = 1.5  # "about the same": p50 at the large data set ≤ 1.5 × the small one's
 
 
@@ -209,8 +210,19 @@ def main():
             "samples": samples,
         }
 
+    export = load(res / "export.json") if (res / "export.json").exists() else None
+    if export:
+        if not export["ok"]:
+            failures.append(f"export: status {export['status']}, {export.get('posts_in_file')} lines "
+                            f"for {export['posts_expected']} posts")
+        elif export["peak_rss_mib"] is not None and max(
+            export["peak_rss_mib"], export.get("peak_rss_with_download_mib") or 0
+        ) >= EXPORT_RSS_LIMIT_MIB:
+            misses.append("export (RSS)")
+
     report = {
         "run": run,
+        "export": export,
         "argon2": argon2,
         "scenarios": rows,
         "herald_logs": herald_logs,
@@ -276,6 +288,16 @@ def main():
             f"{row['target'] or '—'} | {row['verdict']} | {row['non2xx']} / {row['socket_errors']} |"
         )
     md.append("")
+    if export and export["ok"]:
+        md.append(
+            f"Export (`POST /v1/exports`, user1's {export['posts_expected']:,} posts, NDJSON): "
+            f"succeeded in {export['export_s']} s after the 202 → **{export['posts_per_s']:,} posts/s**; "
+            f"peak RSS {export['peak_rss_mib']} MiB during the export, "
+            f"{export['peak_rss_with_download_mib']} MiB with the download "
+            f"(from {export['rss_before_mib']} MiB before; bound {EXPORT_RSS_LIMIT_MIB} MiB); "
+            f"file {export['file_mib']} MiB, {export['posts_in_file']:,} lines, downloaded in "
+            f"{export['download_s']} s.\n"
+        )
     md.append("Herald's logs (JSON at info, one access line a request):\n")
     for name, info in herald_logs.items():
         lines = f"{info['lines']:,} lines" if info["lines"] is not None else "?"

@@ -12,20 +12,24 @@ use poem_openapi::{
 };
 
 use super::{
-    model::{Airport, AirportCode, AirportRow},
+    model::{AirportCode, AirportRow},
+    schema::Airport,
     service::{self, AirportPatch, Upserted},
 };
 use crate::{
+    domain::{
+        paging::decode_cursor,
+        preconditions::{Preconditions, not_modified},
+        text::DomainString,
+    },
     error::AppError,
     http::{
         ApiTags,
         auth::Auth,
         body::{JsonBody, MergePatch, RequestFields},
-        conditional::{Preconditions, not_modified},
         json::JsonBytes,
-        pagination::{decode_cursor, default_limit, finish_page, page_type},
+        pagination::{default_limit, finish_page, page_type},
         problem::{ApiError, error_statuses},
-        types::DomainString,
         version::ApiVersion,
     },
     state::AppState,

@@ -9,11 +9,11 @@ use super::{
     repo,
 };
 use crate::{
-    error::{AppError, AppResult, Resource},
-    http::{
-        conditional::{Preconditions, etag_of},
-        types::DomainString,
+    domain::{
+        preconditions::{Preconditions, etag_of},
+        text::DomainString,
     },
+    error::{AppError, AppResult, Resource},
     security::rbac::{Actor, Permission},
     state::AppState,
 };

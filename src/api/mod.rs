@@ -22,7 +22,10 @@ use poem::{
 use crate::{
     airports::api::AirportsApi,
     auth::api::AuthApi,
+    domain::representation::Representation,
+    error::AppResult,
     events::api::EventsApi,
+    events::{model::Event, service::EventView},
     exports::api::ExportsApi,
     health::api::HealthApi,
     http::{
@@ -32,8 +35,10 @@ use crate::{
         version::{V1, V2},
     },
     metrics,
+    posts::{model::Post, service::PostView, v1::ViewV1, v2::ViewV2},
     posts::{v1::PostsApi, v2::PostsV2Api},
     state::AppState,
+    state::Renderers,
     users::api::UsersApi,
     webhooks::api::WebhooksApi,
 };
@@ -85,6 +90,23 @@ fn v2_operations() -> V2Operations {
         WebhooksApi::default(),
         ExportsApi::default(),
     )
+}
+
+/// The representations background work writes in (`state::Renderers`): each version's views.
+pub fn renderers() -> Renderers {
+    fn event(event: &Event, representation: Representation) -> AppResult<Bytes> {
+        match representation {
+            Representation::V1 => <V1 as EventView>::render_event(event),
+            Representation::V2 => <V2 as EventView>::render_event(event),
+        }
+    }
+    fn post(post: &Post, representation: Representation) -> AppResult<Bytes> {
+        match representation {
+            Representation::V1 => ViewV1::render_post(post),
+            Representation::V2 => ViewV2::render_post(post),
+        }
+    }
+    Renderers { event, post }
 }
 
 pub fn v1_apis() -> V1Apis {

@@ -288,7 +288,7 @@ mod tests {
             ),
             (
                 "Airport",
-                serde_json::to_value(crate::airports::model::Airport::example()),
+                serde_json::to_value(crate::airports::schema::Airport::example()),
             ),
         ];
         for (name, value) in cases {

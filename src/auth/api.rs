@@ -20,9 +20,11 @@ use crate::{
         problem::{ApiError, error_statuses},
         version::ApiVersion,
     },
-    security::rbac::Role,
     state::AppState,
-    users::model::{Email, Password, PersonName, User, Username},
+    users::{
+        model::{Email, Password, PersonName, Username},
+        schema::{RoleName, User},
+    },
 };
 
 const REFRESH_COOKIE: &str = "refreshToken";
@@ -78,7 +80,7 @@ pub struct SessionUser {
     pub id: Uuid,
     pub email: String,
     pub username: String,
-    pub role: Role,
+    pub role: RoleName,
 }
 
 /// Tokens of a session.
@@ -262,7 +264,7 @@ fn session_response<S, V: ApiVersion>(
         refresh_token: session.refresh_token,
         user: SessionUser {
             id: session.user.id,
-            role: session.user.role,
+            role: session.user.role.into(),
             email: session.user.email,
             username: session.user.username,
         },

@@ -17,8 +17,8 @@ use uuid::Uuid;
 use super::repo::{self, NewRefreshToken};
 use crate::{
     cache::ratelimit::Bucket,
+    domain::text::DomainString,
     error::{AppError, AppResult},
-    http::types::DomainString,
     security::{
         jwt::TokenSubject,
         password,

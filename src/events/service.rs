@@ -11,12 +11,9 @@ use super::{
     repo,
 };
 use crate::{
+    domain::paging::{decode_uuid_cursor, split_page},
     error::{AppError, AppResult, Resource},
-    http::pagination::{decode_uuid_cursor, split_page},
-    jobs::{
-        JobKind,
-        repo::{NewJob, enqueue},
-    },
+    jobs::{JobKind, repo::NewJob},
     posts::model::Post,
     security::rbac::{Actor, Permission},
     state::AppState,
@@ -32,64 +29,49 @@ pub trait EventView {
     fn page_link(query: &[(&'static str, String)]) -> String;
 }
 
-/// The representation a webhook endpoint asked for.
+/// Whether recording an event queued work for the job runner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Representation {
-    V1,
-    V2,
+#[must_use = "wake the job runner after the commit when the fan-out was queued"]
+pub enum Fanout {
+    Queued,
+    NoSubscribers,
 }
 
-impl Representation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::V1 => "v1",
-            Self::V2 => "v2",
+impl Fanout {
+    /// After the commit: wake this instance's job runner if there is work for it.
+    pub fn wake_after_commit(self, state: &AppState) {
+        if self == Self::Queued {
+            state.jobs_wake.wake();
         }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "v1" => Some(Self::V1),
-            "v2" => Some(Self::V2),
-            _ => None,
-        }
-    }
-}
-
-/// The event's JSON in `representation` (a webhook delivery's body).
-pub fn render(event: &Event, representation: Representation) -> AppResult<Bytes> {
-    match representation {
-        Representation::V1 => <crate::http::version::V1 as EventView>::render_event(event),
-        Representation::V2 => <crate::http::version::V2 as EventView>::render_event(event),
     }
 }
 
 /// Records that `post` changed, on `conn` inside the change's transaction, with the job that
-/// fans it out to webhooks. The caller wakes the runner (`state.jobs_wake`) after the commit.
+/// fans it out to the webhook endpoints subscribed to it (none when there are none). The
+/// caller calls `wake_after_commit` on the result once the transaction has committed.
 pub async fn record(
     conn: &mut AsyncPgConnection,
     event_type: EventType,
     post: &Post,
-) -> AppResult<Event> {
+) -> AppResult<Fanout> {
     let event = Event {
         id: Uuid::now_v7(),
         event_type,
         occurred_at: Utc::now(),
         post: Some(post.clone()),
     };
-    repo::insert(conn, &event).await?;
-    enqueue(
-        conn,
-        NewJob {
-            kind: JobKind::EventFanout,
-            payload: serde_json::json!({ "eventId": event.id }),
-            run_at: event.occurred_at,
-            // The fan-out and its deliveries continue the trace of the request.
-            traceparent: crate::telemetry::trace::current_traceparent(),
-        },
-    )
-    .await?;
-    Ok(event)
+    let fanout = NewJob {
+        kind: JobKind::EventFanout,
+        payload: serde_json::json!({ "eventId": event.id }),
+        run_at: event.occurred_at,
+        // The fan-out and its deliveries continue the trace of the request.
+        traceparent: crate::telemetry::trace::current_traceparent(),
+    };
+    Ok(if repo::insert_with_fanout(conn, &event, &fanout).await? {
+        Fanout::Queued
+    } else {
+        Fanout::NoSubscribers
+    })
 }
 
 fn authorize(actor: &Actor) -> AppResult<()> {

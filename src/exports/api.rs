@@ -15,8 +15,8 @@ use super::{
     service::{self, Failure},
 };
 use crate::{
+    domain::representation::Representation,
     error::AppError,
-    events::service::Representation,
     http::{
         ApiTags,
         auth::Auth,

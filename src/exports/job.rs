@@ -6,10 +6,10 @@ use uuid::Uuid;
 
 use super::{model::OperationStatus, repo, service::Failure};
 use crate::{
+    domain::representation::Representation,
     error::{AppError, AppResult},
-    events::service::Representation,
     jobs::{Job, Outcome},
-    posts::{self, service::PostView},
+    posts,
     state::AppState,
 };
 
@@ -73,13 +73,6 @@ async fn give_up(state: &AppState, id: Uuid, job: &Job, error: String) -> Outcom
     }
 }
 
-fn render(representation: Representation, post: &posts::model::Post) -> AppResult<bytes::Bytes> {
-    match representation {
-        Representation::V1 => posts::v1::ViewV1::render_post(post),
-        Representation::V2 => posts::v2::ViewV2::render_post(post),
-    }
-}
-
 /// Writes the file as run `run`. Returns early, removing what it wrote, when the operation was
 /// canceled or another run took it over.
 async fn export(state: &AppState, id: Uuid, run: i32) -> AppResult<()> {
@@ -105,7 +98,7 @@ async fn export(state: &AppState, id: Uuid, run: i32) -> AppResult<()> {
         let mut conn = state.db.conn().await?;
         let batch = posts::repo::by_author(&mut conn, operation.owner_id, after, BATCH).await?;
         for post in &batch {
-            buffer.extend_from_slice(&render(representation, post)?);
+            buffer.extend_from_slice(&(state.renderers.post)(post, representation)?);
             buffer.push(b'\n');
             if buffer.len() >= CHUNK_BYTES {
                 repo::insert_chunk(&mut conn, id, run, seq, &buffer).await?;

@@ -12,8 +12,8 @@ use super::{
     repo,
 };
 use crate::{
+    domain::representation::Representation,
     error::{AppError, AppResult, Resource},
-    events::service::Representation,
     jobs::{
         JobKind,
         repo::{NewJob, enqueue},

@@ -448,7 +448,9 @@ fn check_string(s: &str, schema: &MetaSchema, invalid: &mut impl FnMut(String)) 
         return invalid(format!("must match the pattern {pattern}"));
     }
     match schema.format {
-        Some("email") if !super::types::is_email(s) => invalid("must be an email address".into()),
+        Some("email") if !crate::domain::text::is_email(s) => {
+            invalid("must be an email address".into())
+        }
         Some("uuid") if uuid::Uuid::parse_str(s).is_err() => invalid("must be a UUID".into()),
         _ => {}
     }

@@ -19,9 +19,10 @@ use super::{
     body::read_limited,
     edge::{Bearer, RequestContext},
     problem::{FieldError, Problem},
-    types::{DomainString, openapi_string},
+    types::openapi_string,
 };
 use crate::{
+    domain::text::DomainString,
     error::AppError,
     idempotency::service::{self, Begin, StoredResponse},
     state::AppState,

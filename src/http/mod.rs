@@ -4,7 +4,6 @@
 
 pub mod auth;
 pub mod body;
-pub mod conditional;
 pub mod edge;
 pub mod idempotency;
 pub mod json;

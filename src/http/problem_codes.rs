@@ -348,7 +348,8 @@ mod tests {
         let sources = [
             include_str!("problem.rs"),
             include_str!("body.rs"),
-            include_str!("edge.rs"),
+            include_str!("edge/admission.rs"),
+            include_str!("edge/poem_errors.rs"),
             include_str!("idempotency.rs"),
             include_str!("server.rs"),
         ];

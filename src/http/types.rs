@@ -1,39 +1,7 @@
-//! OpenAPI glue for the domain's string newtypes (`Email`, `Username`, `PostTitle`, ...): one
-//! macro gives each its schema (pattern and length bounds published in the spec and enforced by
-//! `http::body`) and its JSON/parameter parsing through the type's own `parse`.
-
-/// The pattern of free text: anything but NUL (PostgreSQL cannot store it). Published in the
-/// spec so clients know, enforced by `http::body`.
-pub const NO_NUL_PATTERN: &str = r"^[^\x00]*$";
-
-/// The longest email address (RFC 5321's path limit less the brackets).
-pub const EMAIL_MAX_LEN: usize = 254;
-
-/// What the kit accepts as `format: email` (the body checker and `users::model::Email` share
-/// this one definition): one `@`, a non-empty local part of at most 64 characters, a dotted
-/// domain without empty labels at its ends, no spaces or control characters.
-pub fn is_email(text: &str) -> bool {
-    let Some((local, domain)) = text.split_once('@') else {
-        return false;
-    };
-    text.len() <= EMAIL_MAX_LEN
-        && !local.is_empty()
-        && local.len() <= 64
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-        && text
-            .chars()
-            .all(|c| c.is_ascii_graphic() || (!c.is_ascii() && !c.is_whitespace()))
-}
-
-/// A string newtype with a `parse` that is the one definition of what a valid value is.
-pub trait DomainString: Sized {
-    fn parse(text: &str) -> Result<Self, String>;
-    fn as_str(&self) -> &str;
-}
+//! OpenAPI glue for the domain's string newtypes (`Email`, `Username`, `PostTitle`, ...; see
+//! `domain::text`): one macro gives each its schema (pattern and length bounds published in the
+//! spec and enforced by `http::body`) and its JSON/parameter parsing through the type's own
+//! `parse`. Invoked by each resource's `schema.rs`, so models stay free of poem-openapi.
 
 /// `openapi_string!(Username, "Username", |s| { s.pattern = ...; })` implements poem-openapi's
 /// `Type`, `ParseFromJSON`, `ParseFromParameter` and `ToJSON` for a `DomainString`.
@@ -72,7 +40,7 @@ macro_rules! openapi_string {
             ) -> poem_openapi::types::ParseResult<Self> {
                 match value {
                     Some(serde_json::Value::String(s)) => {
-                        <$ty as $crate::http::types::DomainString>::parse(&s)
+                        <$ty as $crate::domain::text::DomainString>::parse(&s)
                             .map_err(poem_openapi::types::ParseError::custom)
                     }
                     other => Err(poem_openapi::types::ParseError::expected_type(
@@ -84,7 +52,7 @@ macro_rules! openapi_string {
 
         impl poem_openapi::types::ParseFromParameter for $ty {
             fn parse_from_parameter(value: &str) -> poem_openapi::types::ParseResult<Self> {
-                <$ty as $crate::http::types::DomainString>::parse(value)
+                <$ty as $crate::domain::text::DomainString>::parse(value)
                     .map_err(poem_openapi::types::ParseError::custom)
             }
         }
@@ -92,7 +60,7 @@ macro_rules! openapi_string {
         impl poem_openapi::types::ToJSON for $ty {
             fn to_json(&self) -> Option<serde_json::Value> {
                 Some(serde_json::Value::String(
-                    <$ty as $crate::http::types::DomainString>::as_str(self).to_owned(),
+                    <$ty as $crate::domain::text::DomainString>::as_str(self).to_owned(),
                 ))
             }
         }
@@ -100,38 +68,14 @@ macro_rules! openapi_string {
 }
 pub(crate) use openapi_string;
 
-/// A free-text newtype of `MIN..=MAX` characters (not bytes) without NUL: the type, its
-/// `parse` and its published schema from one declaration. Derive or implement `Debug` at the
-/// call site (a password must not print).
-macro_rules! bounded_text {
-    ($(#[$meta:meta])* $name:ident, $schema_name:literal, $min:literal ..= $max:literal $(, |$custom:ident| $customize:block)?) => {
-        $(#[$meta])*
-        #[derive(Clone, PartialEq, Eq)]
-        pub struct $name(String);
-
-        impl $crate::http::types::DomainString for $name {
-            fn parse(text: &str) -> Result<Self, String> {
-                if ($min..=$max).contains(&text.chars().count()) && !text.contains('\0') {
-                    Ok(Self(text.to_string()))
-                } else {
-                    Err(concat!("must be ", $min, " to ", $max, " characters long, without NUL").into())
-                }
-            }
-            fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl $name {
-            pub fn into_inner(self) -> String {
-                self.0
-            }
-        }
-
+/// Publishes a `domain::text::bounded_text!` type's schema: its character bounds and the
+/// no-NUL pattern, then whatever `customize` adds (an example, a format).
+macro_rules! openapi_bounded_text {
+    ($name:ident, $schema_name:literal $(, |$custom:ident| $customize:block)?) => {
         $crate::http::types::openapi_string!($name, $schema_name, |schema| {
-            schema.min_length = Some($min);
-            schema.max_length = Some($max);
-            schema.pattern = Some($crate::http::types::NO_NUL_PATTERN.into());
+            schema.min_length = Some($name::MIN_CHARS);
+            schema.max_length = Some($name::MAX_CHARS);
+            schema.pattern = Some($crate::domain::text::NO_NUL_PATTERN.into());
             $(
                 let $custom = &mut schema;
                 $customize
@@ -139,4 +83,4 @@ macro_rules! bounded_text {
         });
     };
 }
-pub(crate) use bounded_text;
+pub(crate) use openapi_bounded_text;

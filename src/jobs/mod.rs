@@ -2,8 +2,9 @@
 //!
 //! Invariants, in one place:
 //! - A job is written in the same transaction as the change that causes it (`repo::enqueue`
-//!   takes the caller's connection): a rolled-back change leaves no job, a committed one is
-//!   never without its job.
+//!   takes the caller's connection; an event's fan-out is written by the event's own insert,
+//!   `events::repo::insert_with_fanout`): a rolled-back change leaves no job, a committed one
+//!   is never without its job.
 //! - A worker claims due jobs with `FOR UPDATE SKIP LOCKED`, so several workers and instances
 //!   share the queue and no job is claimed twice at once. A claim is a lease (`locked_until`):
 //!   the runner extends it while the handler works; a job whose lease ran out (its instance

@@ -3,6 +3,7 @@
 
 pub mod model;
 pub mod repo;
+pub mod schema;
 pub mod service;
 pub mod v1;
 pub mod v2;

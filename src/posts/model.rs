@@ -1,7 +1,7 @@
 //! Posts in domain words, whatever API version shows them: a post (also the row as the database
 //! holds it), its status, its tags, and the value types for a valid title, content and tag.
 //! The representations (v1 with `published`, v2 with `status` and `tags`) live in `v1.rs` and
-//! `v2.rs`.
+//! `v2.rs`; the value types' schemas in `schema.rs`.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -9,26 +9,22 @@ use uuid::Uuid;
 
 use crate::{
     db::schema::posts,
-    http::{
-        conditional::etag_of,
-        types::{DomainString, bounded_text, openapi_string},
+    domain::{
+        preconditions::etag_of,
+        text::{DomainString, bounded_text},
     },
 };
 
 bounded_text!(
     /// A post title: 5–200 characters.
     #[derive(Debug)]
-    PostTitle, "post_title", 5..=200, |schema| {
-        schema.example = Some("Hello, Herald".into());
-    }
+    PostTitle, 5..=200
 );
 
 bounded_text!(
     /// A post body: 10–5000 characters.
     #[derive(Debug)]
-    PostContent, "post_content", 10..=5000, |schema| {
-        schema.example = Some("The first post on this server.".into());
-    }
+    PostContent, 10..=5000
 );
 
 /// Where a post is in its life. Only published posts are public; drafts and archived posts are
@@ -97,13 +93,6 @@ impl DomainString for Tag {
         &self.0
     }
 }
-
-openapi_string!(Tag, "tag", |schema| {
-    schema.min_length = Some(1);
-    schema.max_length = Some(32);
-    schema.pattern = Some(TAG_PATTERN.into());
-    schema.example = Some("release-notes".into());
-});
 
 /// A post's tags: at most `MAX_TAGS`, distinct, in the order given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

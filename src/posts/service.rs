@@ -20,13 +20,13 @@ use super::{
 };
 use crate::{
     cache::{CacheStatus, Cached},
+    domain::{
+        paging::{decode_uuid_cursor, split_page},
+        preconditions::Preconditions,
+        text::DomainString,
+    },
     error::{AppError, AppResult, Resource},
     events::{model::EventType, service as events},
-    http::{
-        conditional::Preconditions,
-        pagination::{decode_uuid_cursor, split_page},
-        types::DomainString,
-    },
     security::rbac::{Actor, Permission},
     state::AppState,
 };
@@ -249,14 +249,16 @@ pub async fn create(
     };
     let post = {
         let mut conn = state.db.conn().await?;
-        conn.transaction::<_, AppError, _>(async |conn| {
-            let post = repo::insert(conn, new).await?;
-            events::record(conn, EventType::PostCreated, &post).await?;
-            Ok(post)
-        })
-        .await?
+        let (post, fanout) = conn
+            .transaction::<_, AppError, _>(async |conn| {
+                let post = repo::insert(conn, new).await?;
+                let fanout = events::record(conn, EventType::PostCreated, &post).await?;
+                Ok((post, fanout))
+            })
+            .await?;
+        fanout.wake_after_commit(state);
+        post
     };
-    state.jobs_wake.wake();
     if post.status.is_public() {
         state.cache.invalidate_lists().await;
     }
@@ -266,7 +268,8 @@ pub async fn create(
 /// What a locked write did, for the cache invalidation after the commit.
 struct Written {
     post: Post,
-    changed: bool,
+    /// `None` when the write changed nothing (no event, nothing to invalidate).
+    fanout: Option<events::Fanout>,
     was_public: bool,
 }
 
@@ -309,7 +312,7 @@ pub async fn patch(
             if is_empty {
                 return Ok(Written {
                     post: current,
-                    changed: false,
+                    fanout: None,
                     was_public,
                 });
             }
@@ -326,17 +329,17 @@ pub async fn patch(
                 tags: patch.tags.map(Tags::into_strings),
             };
             let post = repo::update(conn, id, &changes, now).await?;
-            events::record(conn, EventType::PostUpdated, &post).await?;
+            let fanout = events::record(conn, EventType::PostUpdated, &post).await?;
             Ok(Written {
                 post,
-                changed: true,
+                fanout: Some(fanout),
                 was_public,
             })
         })
         .await?;
     drop(conn);
-    if written.changed {
-        state.jobs_wake.wake();
+    if let Some(fanout) = written.fanout {
+        fanout.wake_after_commit(state);
         state.cache.invalidate_post(id, written.post.version).await;
         if written.was_public || written.post.status.is_public() {
             state.cache.invalidate_lists().await;
@@ -368,14 +371,15 @@ pub async fn delete(
                 return Err(AppError::PreconditionFailed);
             }
             let deleted = repo::delete(conn, id).await?;
-            events::record(conn, EventType::PostDeleted, &deleted).await?;
-            Ok(Some(deleted))
+            let fanout = events::record(conn, EventType::PostDeleted, &deleted).await?;
+            Ok(Some((deleted, fanout)))
         })
         .await?;
     drop(conn);
-    if deleted.is_some() {
-        state.jobs_wake.wake();
-    }
+    let deleted = deleted.map(|(deleted, fanout)| {
+        fanout.wake_after_commit(state);
+        deleted
+    });
     // Also when there was nothing to delete: this may be a retry of a DELETE whose first attempt
     // committed on an instance that died before it could invalidate the shared cache (found by
     // the scale-out test: the post stayed readable from the cache after a 204).

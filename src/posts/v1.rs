@@ -18,12 +18,12 @@ use super::{
     service::{self, ListParams, NewPost, PostPatch, PostView, Rendered, StatusChange},
 };
 use crate::{
+    domain::preconditions::{Preconditions, not_modified},
     error::{AppError, AppResult},
     http::{
         ApiTags,
         auth::{Auth, MaybeAuth},
         body::{JsonBody, MergePatch, RequestFields},
-        conditional::{Preconditions, not_modified},
         idempotency::{IdempotencyKey, idempotent},
         json::JsonBytes,
         pagination::{default_limit, next_link, page_type},

@@ -19,17 +19,19 @@ use super::{
     v1::Author,
 };
 use crate::{
+    domain::{
+        preconditions::{Preconditions, not_modified},
+        text::DomainString,
+    },
     error::{AppError, AppResult},
     http::{
         ApiTags,
         auth::{Auth, MaybeAuth},
         body::{JsonBody, MergePatch, RequestFields},
-        conditional::{Preconditions, not_modified},
         idempotency::{IdempotencyKey, idempotent},
         json::JsonBytes,
         pagination::{default_limit, next_link, page_type},
         problem::{ApiError, error_statuses},
-        types::DomainString,
     },
     state::AppState,
 };

@@ -1,13 +1,11 @@
 //! Roles and what each may do: pure data and functions, no I/O. Services ask
 //! `actor.can(Permission::...)`; ownership rules ("the author may edit") live in the services.
 
-use poem_openapi::Enum;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// An account's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum, Serialize, Deserialize)]
-#[oai(rename_all = "UPPERCASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Role {
     Admin,

@@ -11,21 +11,24 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    model::{PersonName, User, UserRow},
+    model::{PersonName, UserRow},
+    schema::{RoleName, User},
     service::{self, UserPatch},
 };
 use crate::{
+    domain::{
+        paging::decode_uuid_cursor,
+        preconditions::{Preconditions, not_modified},
+    },
     http::{
         ApiTags,
         auth::Auth,
         body::{MergePatch, RequestFields},
-        conditional::{Preconditions, not_modified},
         json::JsonBytes,
-        pagination::{decode_uuid_cursor, default_limit, finish_page, page_type},
+        pagination::{default_limit, finish_page, page_type},
         problem::{ApiError, error_statuses},
         version::ApiVersion,
     },
-    security::rbac::Role,
     state::AppState,
 };
 
@@ -44,7 +47,7 @@ pub struct UserPatchRequest {
     pub first_name: MaybeUndefined<PersonName>,
     #[oai(nullable)]
     pub last_name: MaybeUndefined<PersonName>,
-    pub role: Option<Role>,
+    pub role: Option<RoleName>,
     pub is_active: Option<bool>,
 }
 
@@ -191,7 +194,7 @@ impl<V: ApiVersion> UsersApi<V> {
         let patch = UserPatch {
             first_name: names(request.first_name),
             last_name: names(request.last_name),
-            role: request.role,
+            role: request.role.map(Into::into),
             is_active: request.is_active,
         };
         let row = service::patch(

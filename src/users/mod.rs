@@ -3,4 +3,5 @@
 pub mod api;
 pub mod model;
 pub mod repo;
+pub mod schema;
 pub mod service;

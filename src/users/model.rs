@@ -1,20 +1,15 @@
-//! Users as the database holds them, as the API shows them, and the value types that make an
-//! invalid email, username or password unrepresentable past the edge.
+//! Users as the database holds them, and the value types that make an invalid email,
+//! username or password unrepresentable past the edge. How the API shows them: `schema.rs`.
 
 use std::fmt;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use poem_openapi::Object;
-use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
     db::schema::users,
-    http::{
-        conditional::etag_of,
-        types::{DomainString, bounded_text, openapi_string},
-    },
+    domain::text::{DomainString, EMAIL_MAX_LEN, bounded_text, is_email},
     security::rbac::Role,
 };
 
@@ -23,10 +18,10 @@ use crate::{
 pub struct Email(String);
 
 impl Email {
-    pub const MAX_LEN: usize = crate::http::types::EMAIL_MAX_LEN;
+    pub const MAX_LEN: usize = EMAIL_MAX_LEN;
 
     pub fn is_valid(text: &str) -> bool {
-        crate::http::types::is_email(text)
+        is_email(text)
     }
 }
 
@@ -42,12 +37,6 @@ impl DomainString for Email {
         &self.0
     }
 }
-
-openapi_string!(Email, "email", |schema| {
-    schema.format = Some("email");
-    schema.max_length = Some(Email::MAX_LEN);
-    schema.example = Some("alice@example.com".into());
-});
 
 /// 3–32 characters of `[a-z0-9_]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,18 +59,9 @@ impl DomainString for Username {
     }
 }
 
-openapi_string!(Username, "username", |schema| {
-    schema.pattern = Some("^[a-z0-9_]{3,32}$".into());
-    schema.min_length = Some(3);
-    schema.max_length = Some(32);
-    schema.example = Some("alice".into());
-});
-
 bounded_text!(
     /// A password: 8–128 characters. Never printed.
-    Password, "password", 8..=128, |schema| {
-        schema.format = Some("password");
-    }
+    Password, 8..=128
 );
 
 impl fmt::Debug for Password {
@@ -93,7 +73,7 @@ impl fmt::Debug for Password {
 bounded_text!(
     /// A first or last name: 1–100 characters.
     #[derive(Debug)]
-    PersonName, "person_name", 1..=100
+    PersonName, 1..=100
 );
 
 /// A row of `users`.
@@ -127,43 +107,6 @@ pub struct NewUserRow<'a> {
     pub role: &'a str,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-/// An account, as the API shows it (never the password hash).
-#[derive(Debug, Clone, Object, Serialize)]
-#[oai(rename_all = "camelCase")]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    pub id: Uuid,
-    pub email: String,
-    pub username: String,
-    #[oai(nullable)]
-    pub first_name: Option<String>,
-    #[oai(nullable)]
-    pub last_name: Option<String>,
-    pub role: Role,
-    pub is_active: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// The strong ETag of this representation, quotes included (as in the `ETag` header).
-    pub etag: String,
-}
-
-impl From<UserRow> for User {
-    fn from(row: UserRow) -> Self {
-        Self {
-            etag: etag_of(row.version, row.updated_at),
-            role: row.role,
-            id: row.id,
-            email: row.email,
-            username: row.username,
-            first_name: row.first_name,
-            last_name: row.last_name,
-            is_active: row.is_active,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use super::{
 };
 use crate::{
     auth::repo as tokens_repo,
+    domain::preconditions::{Preconditions, etag_of},
     error::{AppError, AppResult, Resource},
-    http::conditional::{Preconditions, etag_of},
     security::rbac::{Actor, Permission, Role},
     state::AppState,
 };

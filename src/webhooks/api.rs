@@ -19,16 +19,21 @@ use super::{
     ssrf::MAX_URL_LEN,
 };
 use crate::{
-    events::{api::EventTypeParam, model::EventType, service::Representation},
+    domain::representation::Representation,
+    domain::{
+        paging::decode_uuid_cursor,
+        preconditions::{Preconditions, not_modified},
+        text::{DomainString, bounded_text},
+    },
+    events::{api::EventTypeParam, model::EventType},
     http::{
         ApiTags,
         auth::Auth,
         body::{JsonBody, MergePatch, RequestFields},
-        conditional::{Preconditions, not_modified},
         json::JsonBytes,
-        pagination::{decode_uuid_cursor, default_limit, finish_page, page_type},
+        pagination::{default_limit, finish_page, page_type},
         problem::{ApiError, error_statuses},
-        types::{DomainString, bounded_text, openapi_string},
+        types::{openapi_bounded_text, openapi_string},
         version::ApiVersion,
     },
     state::AppState,
@@ -92,8 +97,9 @@ openapi_string!(WebhookUrl, "webhook_url", |schema| {
 bounded_text!(
     /// What the endpoint is for: 1–500 characters.
     #[derive(Debug)]
-    WebhookDescription, "webhook_description", 1..=500
+    WebhookDescription, 1..=500
 );
+openapi_bounded_text!(WebhookDescription, "webhook_description");
 
 /// A webhook endpoint (never its secret).
 #[derive(Debug, Clone, Object, Serialize)]

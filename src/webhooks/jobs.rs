@@ -21,12 +21,9 @@ use super::{
     signing::signature_header,
 };
 use crate::{
+    domain::representation::Representation,
     error::AppError,
-    events::{
-        model::EventType,
-        repo as events_repo,
-        service::{Representation, render},
-    },
+    events::{model::EventType, repo as events_repo},
     jobs::{Job, Outcome},
     state::AppState,
 };
@@ -128,7 +125,7 @@ async fn prepare(state: &AppState, payload: &DeliveryPayload) -> Result<Step, Ap
         });
     }
     let representation = Representation::parse(&endpoint.api_version).unwrap_or(Representation::V1);
-    let body = render(&event, representation)?;
+    let body = (state.renderers.event)(&event, representation)?;
     let now = Utc::now();
     Ok(Step::Send(Box::new(Prepared {
         attempt_id: attempt.id,

@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use crate::{
     db::schema::{webhook_deliveries, webhook_endpoints},
+    domain::preconditions::etag_of,
     events::model::EventType,
-    http::conditional::etag_of,
 };
 
 /// How long a rotated-out secret keeps signing.

@@ -12,13 +12,13 @@ use super::{
     signing, ssrf,
 };
 use crate::{
+    domain::preconditions::{Preconditions, etag_of},
+    domain::representation::Representation,
     error::{AppError, AppResult, Resource},
     events::{
         model::{Event, EventType},
         repo as events_repo,
-        service::Representation,
     },
-    http::conditional::{Preconditions, etag_of},
     jobs::{
         JobKind,
         repo::{NewJob, enqueue},

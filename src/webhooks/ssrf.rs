@@ -46,6 +46,13 @@ pub async fn resolve(url: &Url, allow_private: bool) -> Result<Vec<SocketAddr>, 
         }
         None => return Err("must name a host".into()),
     };
+    vet(addrs, allow_private)
+}
+
+/// The answer of a lookup, refused when empty or, with `allow_private` false, when any address
+/// in it is not public: a name with one public and one private address is refused, since the
+/// connection could go to either.
+fn vet(addrs: Vec<SocketAddr>, allow_private: bool) -> Result<Vec<SocketAddr>, String> {
     if addrs.is_empty() {
         return Err("the host does not resolve".into());
     }
@@ -170,5 +177,29 @@ mod tests {
         assert!(resolve(&url, false).await.is_err());
         let url = Url::parse("http://[::ffff:a9fe:a9fe]/").unwrap();
         assert!(resolve(&url, false).await.is_err());
+    }
+
+    /// What a DNS answer for an attacker's name can hold (no resolver on this machine answers
+    /// such names, so the answers are given here; `localhost` above goes through the real one).
+    #[test]
+    fn a_name_answering_with_any_private_address_is_refused() {
+        let answer = |ips: &[&str]| -> Vec<SocketAddr> {
+            ips.iter()
+                .map(|ip| SocketAddr::new(ip.parse().unwrap(), 443))
+                .collect()
+        };
+        for ips in [
+            &["10.0.0.1"][..],
+            &["169.254.169.254"],
+            &["127.0.0.1"],
+            &["93.184.216.34", "10.0.0.1"],
+            &["2606:4700:4700::1111", "fd00:ec2::254"],
+        ] {
+            let err = vet(answer(ips), false).unwrap_err();
+            assert!(err.contains("not a public address"), "{ips:?}: {err}");
+            assert_eq!(vet(answer(ips), true).unwrap(), answer(ips));
+        }
+        assert!(vet(answer(&["93.184.216.34", "1.1.1.1"]), false).is_ok());
+        assert!(vet(Vec::new(), true).is_err());
     }
 }

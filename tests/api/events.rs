@@ -245,6 +245,16 @@ async fn a_change_whose_transaction_fails_after_the_event_records_neither() {
     let id = post["id"].as_str().unwrap();
     assert_eq!(count_events(&app, &admin).await, 1);
 
+    // A subscriber, so that the change queues its fan-out job (no subscriber, no job).
+    let hook = app
+        .post("/v1/webhooks")
+        .bearer_auth(&admin.token)
+        .json(&json!({"url": "http://127.0.0.1:9/hook", "eventTypes": ["post.updated"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), 201);
+
     // The outbox row is the last write of the transaction: make it fail, after the post row and
     // the event were written.
     let mut conn = app.state.db.conn().await.unwrap();

@@ -1,5 +1,7 @@
-//! Conditional requests (RFC 9110 §13): strong ETags derived from a row's version, and the
-//! `If-Match` / `If-None-Match` comparisons the services apply before a write or a 304.
+//! Optimistic concurrency: a row's strong entity tag (derived from its version) and the
+//! caller's expectations about it — RFC 9110's `If-Match` / `If-None-Match` comparisons, which
+//! the services apply before a write and the API layer before a 304. No HTTP types: the API
+//! layer reads the headers and hands the services their values.
 
 use chrono::{DateTime, Utc};
 
