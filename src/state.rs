@@ -7,7 +7,7 @@ use std::sync::{
 };
 
 use crate::{
-    cache::{Cache, ratelimit::RateLimiter, redis::Redis},
+    cache::{PostsCache, ratelimit::RateLimiter, redis::Redis},
     config::Settings,
     db::Db,
     jobs::runner::JobsWake,
@@ -35,7 +35,7 @@ pub struct Services {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub redis: Option<Arc<Redis>>,
-    pub cache: Cache,
+    pub cache: PostsCache,
     pub limiter: RateLimiter,
     pub jwt: Arc<JwtKeys>,
     pub passwords: PasswordHasher,
