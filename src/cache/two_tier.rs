@@ -158,7 +158,7 @@ struct GenerationBumps {
 }
 
 struct Scripts {
-    get_list: ::redis::Script,
+    get_page: ::redis::Script,
     put_versioned: ::redis::Script,
     bump_generation: ::redis::Script,
 }
@@ -195,7 +195,7 @@ impl TwoTier {
                 generation_bumps: GenerationBumps::default(),
                 scripts: Scripts {
                     // KEYS[1] generation key; ARGV[1] page key prefix, ARGV[2] page query.
-                    get_list: ::redis::Script::new(
+                    get_page: ::redis::Script::new(
                         r"local g = redis.call('GET', KEYS[1]) or '0'
                           return {g, redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2])}",
                     ),
@@ -430,7 +430,7 @@ impl TwoTier {
         let mut invocation = self
             .inner
             .scripts
-            .get_list
+            .get_page
             .key(redis.key(pages.generation_key));
         invocation.arg(redis.key(pages.page_prefix)).arg(query);
         let found: Option<(u64, Option<Vec<u8>>)> = redis.script(pages.get_op, &invocation).await;
