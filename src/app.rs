@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api,
-    cache::{Cache, ratelimit::RateLimiter, redis::Redis},
+    cache::{PostsCache, ratelimit::RateLimiter, redis::Redis},
     config::Settings,
     db::{self, Db},
     error::AppError,
@@ -75,7 +75,7 @@ pub fn build_state(settings: Settings) -> Result<AppState, AppError> {
         settings.database_acquire_timeout,
     );
     Ok(AppState::new(Services {
-        cache: Cache::new(
+        cache: PostsCache::new(
             settings.cache_enabled,
             settings.cache_ttl_post,
             settings.cache_ttl_post_list,

@@ -9,7 +9,7 @@ use std::sync::{
 use bytes::Bytes;
 
 use crate::{
-    cache::{Cache, ratelimit::RateLimiter, redis::Redis},
+    cache::{PostsCache, ratelimit::RateLimiter, redis::Redis},
     config::Settings,
     db::Db,
     domain::representation::Representation,
@@ -41,7 +41,7 @@ pub struct Services {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub redis: Option<Arc<Redis>>,
-    pub cache: Cache,
+    pub cache: PostsCache,
     pub limiter: RateLimiter,
     pub jwt: Arc<JwtKeys>,
     pub passwords: PasswordHasher,
