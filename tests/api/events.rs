@@ -305,3 +305,42 @@ async fn a_change_whose_transaction_fails_after_the_event_records_neither() {
     assert_eq!(ok.status(), 200);
     assert_eq!(count_events(&app, &admin).await, 2);
 }
+
+/// Events past `EVENT_RETENTION` (30 days by default) are purged by id — their UUIDv7 ids are
+/// minted as they occur — and younger ones, a second inside the boundary included, stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn housekeeping_purges_events_past_retention_by_their_time_ordered_ids() {
+    use diesel::{
+        sql_query,
+        sql_types::{Timestamptz, Uuid as SqlUuid},
+    };
+    use diesel_async::RunQueryDsl;
+
+    let app = TestApp::spawn().await;
+    let admin = app.user(Role::Admin).await;
+    let author = app.user(Role::User).await;
+    app.create_post(&author, "A fresh change", true).await;
+
+    let mut conn = app.state.db.conn().await.unwrap();
+    let now = chrono::Utc::now();
+    for (days, seconds) in [(31, 0), (30, 60), (29, 0)] {
+        let at = now - chrono::Duration::days(days) - chrono::Duration::seconds(seconds);
+        let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            at.timestamp() as u64,
+            at.timestamp_subsec_nanos(),
+        ));
+        sql_query("INSERT INTO events (id, type, occurred_at, post) VALUES ($1, 'webhook.test', $2, NULL)")
+            .bind::<SqlUuid, _>(id)
+            .bind::<Timestamptz, _>(at)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    assert_eq!(count_events(&app, &admin).await, 4);
+
+    let purged = herald::housekeeping::purge_once(&app.state).await.unwrap();
+    assert_eq!(purged.events, 2, "31 days and 30 days + a minute old");
+    assert_eq!(count_events(&app, &admin).await, 2, "29 days old and fresh");
+}
