@@ -1,7 +1,7 @@
 //! Which problem `code`s each documented error response can carry, as machine-readable
 //! `x-problem-codes` lists in the OpenAPI document (an additive `x-` extension), plus a
 //! document-level catalogue of every code (`x-problem-codes` at the root: code → meaning).
-//! The SDKs generate their typed code unions from these. `problem.rs` and `body.rs`/`edge.rs`
+//! The SDKs generate their typed code unions from these. `problem.rs`, `body.rs` and `edge/`
 //! raise the codes; `api.md` names them; a test below keeps the three in step.
 
 use serde_json::{Map, Value};
