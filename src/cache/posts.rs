@@ -108,15 +108,20 @@ impl PostsCache {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn the_in_process_tier_serves_until_invalidated() {
-        let cache = PostsCache::new(
+    /// Both views, a minute's TTLs, no Redis: the in-process tier alone.
+    fn in_process_only() -> PostsCache {
+        PostsCache::new(
             true,
             Duration::from_secs(60),
             Duration::from_secs(60),
             None,
             &["v1", "v2"],
-        );
+        )
+    }
+
+    #[tokio::test]
+    async fn the_in_process_tier_serves_until_invalidated() {
+        let cache = in_process_only();
         let id = Uuid::now_v7();
         let (found, status, token) = cache.get_post(id, "v1").await;
         assert!(found.is_none());
@@ -155,13 +160,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_fill_that_raced_an_invalidation_is_dropped() {
-        let cache = PostsCache::new(
-            true,
-            Duration::from_secs(60),
-            Duration::from_secs(60),
-            None,
-            &["v1", "v2"],
-        );
+        let cache = in_process_only();
         let (_, _, token) = cache.get_list("limit=10").await;
         cache.invalidate_lists().await;
         cache.put_list("limit=10", Bytes::from_static(b"[]"), token);

@@ -145,17 +145,7 @@ pub fn accepts_json(headers: &HeaderMap) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use poem::http::HeaderValue;
-
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
-    }
+    use super::{super::test_headers as headers, *};
 
     #[test]
     fn accept_headers() {

@@ -128,17 +128,7 @@ fn client_ip_of(req: &Request, trust_proxy: bool) -> IpAddr {
 
 #[cfg(test)]
 mod tests {
-    use poem::http::HeaderValue;
-
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
-    }
+    use super::{super::test_headers as headers, *};
 
     #[test]
     fn sane_request_ids_are_kept_and_others_replaced() {

@@ -207,3 +207,13 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         Ok(response)
     }
 }
+
+/// A header map from pairs, for the rooms' unit tests.
+#[cfg(test)]
+fn test_headers(pairs: &[(&'static str, &str)]) -> poem::http::HeaderMap {
+    let mut map = poem::http::HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(*name, HeaderValue::from_str(value).unwrap());
+    }
+    map
+}
