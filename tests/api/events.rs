@@ -344,3 +344,84 @@ async fn housekeeping_purges_events_past_retention_by_their_time_ordered_ids() {
     assert_eq!(purged.events, 2, "31 days and 30 days + a minute old");
     assert_eq!(count_events(&app, &admin).await, 2, "29 days old and fresh");
 }
+
+/// With a subscriber, every committed change of fifty concurrent ones queues exactly one fan-out
+/// job for its own event; with none, a change queues no job at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fan_out_job_is_queued_per_change_only_while_someone_subscribes() {
+    use diesel::{QueryableByName, sql_query, sql_types::BigInt};
+    use diesel_async::RunQueryDsl;
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    async fn count(app: &TestApp, sql: &str) -> i64 {
+        let mut conn = app.state.db.conn().await.unwrap();
+        sql_query(sql)
+            .get_result::<Count>(&mut conn)
+            .await
+            .unwrap()
+            .n
+    }
+    const FANOUTS: &str = "SELECT count(*) AS n FROM jobs WHERE kind = 'event.fanout'";
+    const DISTINCT_EVENTS: &str =
+        "SELECT count(DISTINCT payload->>'eventId') AS n FROM jobs WHERE kind = 'event.fanout'";
+
+    // The runner would finish (and, with retention, keep) the jobs anyway; off, they stay queued.
+    let app = TestApp::with(
+        Options::default()
+            .env("RATE_LIMIT_WRITES", "1000/1m")
+            .env("JOBS_ENABLED", "false"),
+    )
+    .await;
+    let admin = app.user(Role::Admin).await;
+    let author = app.user(Role::User).await;
+    let post = app.create_post(&author, "Nobody listens yet", true).await;
+    assert_eq!(count(&app, FANOUTS).await, 0, "no subscriber, no job");
+
+    let hook = app
+        .post("/v1/webhooks")
+        .bearer_auth(&admin.token)
+        .json(&json!({"url": "http://127.0.0.1:9/hook", "eventTypes": ["post.updated"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), 201);
+    let id = post["id"].as_str().unwrap().to_string();
+    let patches = (0..50).map(|i| {
+        let request = app
+            .patch(&format!("/v1/posts/{id}"))
+            .bearer_auth(&author.token)
+            .json(&json!({"title": format!("Heard change {i}")}));
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(patches).await;
+    let ok = statuses.iter().filter(|s| **s == 200).count() as i64;
+    assert!(ok > 0, "{statuses:?}");
+    assert_eq!(
+        count(&app, FANOUTS).await,
+        ok,
+        "one job per committed change"
+    );
+    assert_eq!(
+        count(&app, DISTINCT_EVENTS).await,
+        ok,
+        "each for its own event"
+    );
+
+    // A type nobody subscribes to queues nothing.
+    let deleted = app
+        .delete(&format!("/v1/posts/{id}"))
+        .bearer_auth(&author.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(
+        count(&app, FANOUTS).await,
+        ok,
+        "post.deleted has no subscriber"
+    );
+}
