@@ -30,6 +30,36 @@ async fn count_events(app: &TestApp, admin: &TestUser) -> usize {
     }
 }
 
+/// Fifty `PATCH`es of the post's title at once (`"{prefix} {i}"`); their statuses.
+async fn fifty_concurrent_title_changes(
+    app: &TestApp,
+    author: &TestUser,
+    id: &str,
+    prefix: &str,
+) -> Vec<u16> {
+    let patches = (0..50).map(|i| {
+        let request = app
+            .patch(&format!("/v1/posts/{id}"))
+            .bearer_auth(&author.token)
+            .json(&json!({"title": format!("{prefix} {i}")}));
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    futures::future::join_all(patches).await
+}
+
+/// An enabled endpoint subscribed to `post.updated`, so that updates queue their fan-out job
+/// (no subscriber, no job). Nothing listens at its address: these tests read the queue.
+async fn subscribe_to_updates(app: &TestApp, admin: &TestUser) {
+    let hook = app
+        .post("/v1/webhooks")
+        .bearer_auth(&admin.token)
+        .json(&json!({"url": "http://127.0.0.1:9/hook", "eventTypes": ["post.updated"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), 201);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_committed_post_change_records_one_event_shown_in_each_versions_representation() {
     let app = TestApp::spawn().await;
@@ -197,14 +227,7 @@ async fn fifty_concurrent_changes_record_exactly_one_event_each() {
     let author = app.user(Role::User).await;
     let post = app.create_post(&author, "Busy post", true).await;
     let id = post["id"].as_str().unwrap().to_string();
-    let patches = (0..50).map(|i| {
-        let request = app
-            .patch(&format!("/v1/posts/{id}"))
-            .bearer_auth(&author.token)
-            .json(&json!({"title": format!("Title number {i}")}));
-        async move { request.send().await.unwrap().status().as_u16() }
-    });
-    let statuses = futures::future::join_all(patches).await;
+    let statuses = fifty_concurrent_title_changes(&app, &author, &id, "Title number").await;
     let ok = statuses.iter().filter(|s| **s == 200).count();
     assert!(ok > 0, "{statuses:?}");
     assert!(
@@ -245,15 +268,7 @@ async fn a_change_whose_transaction_fails_after_the_event_records_neither() {
     let id = post["id"].as_str().unwrap();
     assert_eq!(count_events(&app, &admin).await, 1);
 
-    // A subscriber, so that the change queues its fan-out job (no subscriber, no job).
-    let hook = app
-        .post("/v1/webhooks")
-        .bearer_auth(&admin.token)
-        .json(&json!({"url": "http://127.0.0.1:9/hook", "eventTypes": ["post.updated"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(hook.status(), 201);
+    subscribe_to_updates(&app, &admin).await;
 
     // The outbox row is the last write of the transaction: make it fail, after the post row and
     // the event were written.
@@ -381,23 +396,9 @@ async fn a_fan_out_job_is_queued_per_change_only_while_someone_subscribes() {
     let post = app.create_post(&author, "Nobody listens yet", true).await;
     assert_eq!(count(&app, FANOUTS).await, 0, "no subscriber, no job");
 
-    let hook = app
-        .post("/v1/webhooks")
-        .bearer_auth(&admin.token)
-        .json(&json!({"url": "http://127.0.0.1:9/hook", "eventTypes": ["post.updated"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(hook.status(), 201);
+    subscribe_to_updates(&app, &admin).await;
     let id = post["id"].as_str().unwrap().to_string();
-    let patches = (0..50).map(|i| {
-        let request = app
-            .patch(&format!("/v1/posts/{id}"))
-            .bearer_auth(&author.token)
-            .json(&json!({"title": format!("Heard change {i}")}));
-        async move { request.send().await.unwrap().status().as_u16() }
-    });
-    let statuses = futures::future::join_all(patches).await;
+    let statuses = fifty_concurrent_title_changes(&app, &author, &id, "Heard change").await;
     let ok = statuses.iter().filter(|s| **s == 200).count() as i64;
     assert!(ok > 0, "{statuses:?}");
     assert_eq!(
